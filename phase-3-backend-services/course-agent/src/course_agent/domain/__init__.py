@@ -1,0 +1,1 @@
+"""Pure lesson-generation domain: request rules, lesson schema, prompts, budgets, cache keys."""

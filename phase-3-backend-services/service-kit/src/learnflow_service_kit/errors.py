@@ -1,0 +1,92 @@
+"""Every error leaves the service as JSON: {"error": {"code", "message", "fields"?}}.
+
+Bad input is a 4xx naming the field; a failing dependency is a 503/504 saying which one;
+nothing leaks a stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from learnflow_service_kit.dapr_client import SidecarUnavailable, StateStoreUnavailable
+
+log = structlog.get_logger()
+
+
+class ServiceError(Exception):
+    """An expected failure with its HTTP status, a stable code and a human message."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def _validation_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": _field_path(tuple(err.get("loc", ()))), "message": err.get("msg", "invalid")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse(
+        status_code=422, content=error_body("validation_failed", summary, fields=fields)
+    )
+
+
+def _service_error_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse(
+        status_code=exc.status, content=error_body(exc.code, exc.message), headers=exc.headers
+    )
+
+
+def _http_error_response(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        status_code=exc.status_code, content=error_body(code, str(exc.detail)),
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _dependency_down_response(_: Request, exc: Exception) -> JSONResponse:
+    which = "dapr_sidecar" if isinstance(exc, SidecarUnavailable) else "state_store"
+    log.warning("dependency unavailable", dependency=which, detail=str(exc))
+    return JSONResponse(
+        status_code=503,
+        content=error_body(f"{which}_unavailable", f"{which.replace('_', ' ')} unavailable; retry later"),
+        headers={"Retry-After": "5"},
+    )
+
+
+def _unexpected_response(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+    return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_response)
+    app.add_exception_handler(ServiceError, _service_error_response)
+    app.add_exception_handler(StarletteHTTPException, _http_error_response)
+    app.add_exception_handler(SidecarUnavailable, _dependency_down_response)
+    app.add_exception_handler(StateStoreUnavailable, _dependency_down_response)
+    app.add_exception_handler(Exception, _unexpected_response)

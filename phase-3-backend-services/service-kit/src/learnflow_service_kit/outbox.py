@@ -1,0 +1,143 @@
+"""An application-level outbox in the Dapr state store.
+
+Why not Dapr's own transactional outbox: it publishes to an internal topic *before* committing,
+so while Kafka is down the state transaction fails too, and we would have to refuse the write.
+Here a pending event is written in the same state transaction as the business data, into one of
+a few shard documents (Postgres v2 has no query API, so pending events must live under keys we
+can enumerate). After commit we try to publish at once; whatever is still pending is published
+by a periodic relay. Delivery is at-least-once with a stable CloudEvent id, so consumers dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge
+
+from learnflow_service_kit.dapr_client import (
+    DaprClient,
+    EtagMismatch,
+    PublishFailed,
+    SidecarUnavailable,
+    StateStoreUnavailable,
+    Upsert,
+)
+
+log = structlog.get_logger()
+
+SHARDS = 8
+_CAS_ATTEMPTS = 20
+
+PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["topic"])
+PUBLISH_FAILURES = Counter("outbox_publish_failures_total", "Failed outbox publish attempts")
+PENDING = Gauge("outbox_pending_events", "Events pending in the outbox at the last relay pass")
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_id: str
+    topic: str
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "topic": self.topic, "data": self.data}
+
+
+def outbox_shard_key(event_id: str) -> str:
+    shard = int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % SHARDS
+    return f"outbox-shard-{shard}"
+
+
+class Outbox:
+    def __init__(self, dapr: DaprClient) -> None:
+        self._dapr = dapr
+
+    async def commit_with(self, operations: Sequence[Upsert], event: OutboxEvent) -> None:
+        """Write ``operations`` and stage ``event`` atomically (retrying lost shard races)."""
+        shard_key = outbox_shard_key(event.event_id)
+        for _ in range(_CAS_ATTEMPTS):
+            shard = await self._dapr.get_state(shard_key)
+            events = list(shard.value["events"]) if shard else []
+            if all(e["event_id"] != event.event_id for e in events):
+                events.append(event.as_json())
+            staged = Upsert(shard_key, {"events": events}, etag=shard.etag if shard else None)
+            try:
+                await self._dapr.transact([*operations, staged])
+                return
+            except EtagMismatch:
+                continue
+        raise StateStoreUnavailable(f"outbox shard {shard_key} too contended; retry later")
+
+    async def publish_now(self, event: OutboxEvent) -> bool:
+        """Best-effort immediate delivery after commit; the relay covers any failure."""
+        try:
+            await self._dapr.publish(event.topic, event.data, event.event_id)
+        except (PublishFailed, SidecarUnavailable) as error:
+            PUBLISH_FAILURES.inc()
+            log.warning("publish deferred to outbox relay", event_id=event.event_id, error=str(error))
+            return False
+        PUBLISHED.labels(event.topic).inc()
+        await self._forget(outbox_shard_key(event.event_id), {event.event_id})
+        return True
+
+    async def relay_once(self) -> int:
+        """Publish everything pending in every shard; returns how many were published."""
+        published = 0
+        pending = 0
+        for shard in range(SHARDS):
+            key = f"outbox-shard-{shard}"
+            entry = await self._dapr.get_state(key)
+            done: set[str] = set()
+            for raw in entry.value["events"] if entry else []:
+                event = OutboxEvent(raw["event_id"], raw["topic"], raw["data"])
+                try:
+                    await self._dapr.publish(event.topic, event.data, event.event_id)
+                except (PublishFailed, SidecarUnavailable):
+                    PUBLISH_FAILURES.inc()
+                    pending += 1
+                    continue
+                PUBLISHED.labels(event.topic).inc()
+                done.add(event.event_id)
+            if done:
+                await self._forget(key, done)
+                published += len(done)
+        PENDING.set(pending)
+        return published
+
+    async def pending_count(self) -> int:
+        entries = await self._dapr.get_bulk_state([f"outbox-shard-{n}" for n in range(SHARDS)])
+        return sum(len(entry.value["events"]) for entry in entries.values())
+
+    async def _forget(self, shard_key: str, event_ids: set[str]) -> None:
+        for _ in range(_CAS_ATTEMPTS):
+            shard = await self._dapr.get_state(shard_key)
+            if shard is None:
+                return
+            remaining = [e for e in shard.value["events"] if e["event_id"] not in event_ids]
+            if len(remaining) == len(shard.value["events"]):
+                return
+            try:
+                await self._dapr.transact([Upsert(shard_key, {"events": remaining}, etag=shard.etag)])
+                return
+            except EtagMismatch:
+                continue
+        # Leaving it is safe: the relay republishes it and consumers dedupe on the event id.
+        log.warning("outbox entry left for the relay", shard=shard_key)
+
+
+async def run_relay(outbox: Outbox, interval_seconds: float, stop: asyncio.Event) -> None:
+    """Relay loop for the app's lifespan; survives sidecar and broker outages."""
+    while not stop.is_set():
+        try:
+            await outbox.relay_once()
+        except (SidecarUnavailable, StateStoreUnavailable) as error:
+            log.warning("outbox relay pass failed", error=str(error))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,192 @@
+"""Dapr control plane (placement, scheduler) and sidecars (daprd), all on explicit loopback ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from learnflow_stack.paths import COMPONENTS_DIR
+from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.process import ManagedProcess
+
+CONFIG_FILE = "config.yaml"
+
+
+class UnsafeNameResolution(ValueError):
+    """A daprd would resolve names with mDNS, which multicasts off loopback."""
+
+
+def require_sqlite_name_resolution(config_path: Path) -> None:
+    """Refuse any Configuration that does not pin name resolution to sqlite."""
+    document: dict[str, Any] = yaml.safe_load(config_path.read_text()) or {}
+    component = ((document.get("spec") or {}).get("nameResolution") or {}).get("component")
+    if component != "sqlite":
+        raise UnsafeNameResolution(
+            f"{config_path}: spec.nameResolution.component is {component!r}; every daprd must "
+            "use 'sqlite' (the default, mDNS, multicasts off loopback)"
+        )
+
+
+def render_resources(run_dir: Path, kafka_bootstrap: str) -> tuple[Path, Path]:
+    """Copy components/ into the run, pointing it at this run's Kafka and name-resolution file.
+
+    Returns (resources_dir, config_path).
+    """
+    resources_dir = run_dir / "resources"
+    resources_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / CONFIG_FILE
+    for source in sorted(COMPONENTS_DIR.glob("*.yaml")):
+        document = yaml.safe_load(source.read_text())
+        if source.name == CONFIG_FILE:
+            document["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
+                run_dir / "nameresolution.db"
+            )
+            config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+            continue
+        if document["kind"] == "Component" and document["spec"]["type"] == "pubsub.kafka":
+            for item in document["spec"]["metadata"]:
+                if item["name"] == "brokers":
+                    item["value"] = kafka_bootstrap
+        (resources_dir / source.name).write_text(yaml.safe_dump(document, sort_keys=False))
+    return resources_dir, config_path
+
+
+def _http_ok(url: str, status: int = 200) -> bool:
+    return httpx.get(url, timeout=1.0).status_code == status
+
+
+@dataclass
+class Placement:
+    bin_dir: Path
+    run_dir: Path
+    port: int = field(default_factory=free_port)
+    healthz_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    raft_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def table(self) -> dict[str, Any]:
+        url = f"http://{LOOPBACK}:{self.healthz_port}/placement/state"
+        response = httpx.get(url, timeout=2.0)
+        response.raise_for_status()
+        table: dict[str, Any] = response.json()
+        return table
+
+    def start(self) -> None:
+        self.process = ManagedProcess(
+            name="placement",
+            argv=[str(self.bin_dir / "placement"), "--id=placement-0", f"--port={self.port}",
+                  f"--listen-address={LOOPBACK}", f"--healthz-port={self.healthz_port}",
+                  f"--healthz-listen-address={LOOPBACK}", f"--metrics-port={self.metrics_port}",
+                  f"--metrics-listen-address={LOOPBACK}", "--tls-enabled=false",
+                  "--metadata-enabled=true", f"--initial-cluster=placement-0={LOOPBACK}:{self.raft_port}",
+                  f"--raft-logstore-path={self.run_dir / 'placement-raft'}", "--log-level=info"],
+            log_path=self.run_dir / "logs" / "placement.log",
+        )
+        self.process.start()
+        self.process.wait_ready(
+            lambda: _http_ok(f"http://{LOOPBACK}:{self.healthz_port}/healthz"), 60, "/healthz 200"
+        )
+
+
+@dataclass
+class Scheduler:
+    bin_dir: Path
+    run_dir: Path
+    port: int = field(default_factory=free_port)
+    healthz_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    etcd_client_port: int = field(default_factory=free_port)
+    etcd_peer_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self.process = ManagedProcess(
+            name="scheduler",
+            argv=[str(self.bin_dir / "scheduler"), "--id=scheduler-0", f"--port={self.port}",
+                  f"--listen-address={LOOPBACK}", f"--healthz-port={self.healthz_port}",
+                  f"--healthz-listen-address={LOOPBACK}", f"--metrics-port={self.metrics_port}",
+                  f"--metrics-listen-address={LOOPBACK}", "--tls-enabled=false",
+                  f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
+                  f"--etcd-client-port={self.etcd_client_port}",
+                  f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
+                  "--log-level=info"],
+            log_path=self.run_dir / "logs" / "scheduler.log",
+        )
+        self.process.start()
+        self.process.wait_ready(
+            lambda: _http_ok(f"http://{LOOPBACK}:{self.healthz_port}/healthz"), 90, "/healthz 200"
+        )
+
+
+@dataclass
+class Sidecar:
+    """One daprd next to one app process."""
+
+    bin_dir: Path
+    run_dir: Path
+    app_id: str
+    app_port: int
+    resources_dir: Path
+    config_path: Path
+    placement_address: str
+    scheduler_address: str
+    secrets_env: dict[str, str]
+    replica: str = ""
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    internal_grpc_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    def argv(self) -> list[str]:
+        require_sqlite_name_resolution(self.config_path)
+        return [
+            str(self.bin_dir / "daprd"), "--mode=standalone", f"--app-id={self.app_id}",
+            f"--app-port={self.app_port}", "--app-protocol=http", f"--app-channel-address={LOOPBACK}",
+            f"--dapr-http-port={self.http_port}", f"--dapr-grpc-port={self.grpc_port}",
+            f"--dapr-internal-grpc-port={self.internal_grpc_port}",
+            f"--dapr-listen-addresses={LOOPBACK}", f"--metrics-port={self.metrics_port}",
+            f"--placement-host-address={self.placement_address}",
+            f"--scheduler-host-address={self.scheduler_address}",
+            f"--resources-path={self.resources_dir}", f"--config={self.config_path}",
+            "--log-level=info", "--enable-app-health-check=false",
+        ]
+
+    def start(self) -> None:
+        self.process = ManagedProcess(
+            name=f"daprd[{self.app_id}{self.replica}]",
+            argv=self.argv(),
+            log_path=self.run_dir / "logs" / f"daprd-{self.app_id}{self.replica}.log",
+            env=self.secrets_env,
+        )
+        self.process.start()
+        self.process.wait_ready(
+            lambda: _http_ok(f"{self.http_url}/v1.0/healthz", 204), 90, "/v1.0/healthz 204"
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.http_url}/v1.0/metadata", timeout=2.0)
+        response.raise_for_status()
+        metadata: dict[str, Any] = response.json()
+        return metadata
+
+    def placement_connected(self) -> bool:
+        runtime = self.metadata().get("actorRuntime") or {}
+        return bool(runtime.get("placement") == "placement: connected" and runtime.get("hostReady"))

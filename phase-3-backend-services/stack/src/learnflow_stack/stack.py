@@ -1,0 +1,195 @@
+"""Start and stop the whole local stack in dependency order, with real readiness checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from learnflow_stack.dapr import Placement, Scheduler, Sidecar, render_resources
+from learnflow_stack.kafka import KafkaBroker
+from learnflow_stack.paths import installed_dir, runs_root
+from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.postgres import PostgresServer
+from learnflow_stack.process import ManagedProcess, StartError
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    app_id: str
+    factory: str  # "package.module:create_app", served by uvicorn --factory
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    hosts_actors: bool = True
+
+
+@dataclass
+class AppInstance:
+    spec: AppSpec
+    replica: int
+    port: int
+    process: ManagedProcess
+    sidecar: Sidecar
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+def _log(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+class Stack:
+    """PostgreSQL, Kafka, placement, scheduler, then each app + its daprd.
+
+    ``LEARNFLOW_PG_CONNECTION`` / ``LEARNFLOW_KAFKA_BROKERS`` point at existing servers instead
+    of starting private ones; ``LEARNFLOW_DAPR_BIN_DIR`` at existing Dapr binaries.
+    """
+
+    def __init__(self, apps: list[AppSpec], run_dir: Path | None = None) -> None:
+        self.apps = apps
+        self.run_dir = run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self.postgres: PostgresServer | None = None
+        self.kafka: KafkaBroker | None = None
+        self.placement: Placement | None = None
+        self.scheduler: Scheduler | None = None
+        self.instances: list[AppInstance] = []
+        self.pg_connection = os.environ.get("LEARNFLOW_PG_CONNECTION", "")
+        self.kafka_bootstrap = os.environ.get("LEARNFLOW_KAFKA_BROKERS", "")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _log(f"run directory {self.run_dir} (logs in {self.run_dir / 'logs'})")
+        bin_dir = Path(os.environ["LEARNFLOW_DAPR_BIN_DIR"]) if os.environ.get(
+            "LEARNFLOW_DAPR_BIN_DIR") else installed_dir("build-dapr.sh")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pg = pool.submit(self._start_postgres) if not self.pg_connection else None
+            kafka = pool.submit(self._start_kafka) if not self.kafka_bootstrap else None
+            for future in (pg, kafka):
+                if future:
+                    future.result()
+        resources_dir, config_path = render_resources(self.run_dir, self.kafka_bootstrap)
+        self.placement = Placement(bin_dir, self.run_dir)
+        self.placement.start()
+        self.scheduler = Scheduler(bin_dir, self.run_dir)
+        self.scheduler.start()
+        _log(f"placement {self.placement.address}, scheduler {self.scheduler.address}")
+        for spec in self.apps:
+            for replica in range(spec.replicas):
+                self.instances.append(self._start_app(spec, replica, bin_dir, resources_dir, config_path))
+        for instance in self.instances:
+            if instance.spec.hosts_actors:
+                instance.sidecar.process.wait_ready(  # type: ignore[union-attr]
+                    instance.sidecar.placement_connected, 60, "placement: connected"
+                )
+        self.write_manifest()
+        _log(f"stack ready in {time.monotonic() - started:.1f}s")
+
+    def _start_postgres(self) -> None:
+        self.postgres = PostgresServer(installed_dir("install-postgres.sh"), self.run_dir)
+        self.postgres.start()
+        self.pg_connection = self.postgres.connection_string
+        _log(f"postgres on {LOOPBACK}:{self.postgres.port}")
+
+    def _start_kafka(self) -> None:
+        self.kafka = KafkaBroker(installed_dir("install-kafka.sh"), self.run_dir)
+        self.kafka.start()
+        self.kafka_bootstrap = self.kafka.bootstrap
+        _log(f"kafka on {self.kafka_bootstrap}")
+
+    def _start_app(
+        self, spec: AppSpec, replica: int, bin_dir: Path, resources_dir: Path, config_path: Path
+    ) -> AppInstance:
+        assert self.placement and self.scheduler
+        suffix = f"-{replica}" if spec.replicas > 1 else ""
+        port = free_port()
+        sidecar = Sidecar(
+            bin_dir=bin_dir, run_dir=self.run_dir, app_id=spec.app_id, app_port=port,
+            resources_dir=resources_dir, config_path=config_path,
+            placement_address=self.placement.address, scheduler_address=self.scheduler.address,
+            secrets_env={"LEARNFLOW_PG_CONNECTION": self.pg_connection}, replica=suffix,
+        )
+        process = ManagedProcess(
+            name=f"{spec.app_id}{suffix}",
+            argv=[sys.executable, "-m", "uvicorn", spec.factory, "--factory", "--host", LOOPBACK,
+                  "--port", str(port), "--no-access-log"],
+            log_path=self.run_dir / "logs" / f"{spec.app_id}{suffix}.log",
+            env={"DAPR_HTTP_PORT": str(sidecar.http_port), "DAPR_GRPC_PORT": str(sidecar.grpc_port),
+                 "PYTHONUNBUFFERED": "1", **spec.env},
+        )
+        process.start()
+        process.wait_ready(lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).is_success,
+                           60, "/healthz 200")
+        sidecar.start()
+        _log(f"{spec.app_id}{suffix}: app {LOOPBACK}:{port}, daprd http {sidecar.http_port}")
+        return AppInstance(spec, replica, port, process, sidecar)
+
+    def processes(self) -> list[ManagedProcess]:
+        pieces: list[Any] = [self.postgres, self.kafka, self.placement, self.scheduler]
+        found = [p.process for p in pieces if p is not None and p.process is not None]
+        for instance in self.instances:
+            found.append(instance.process)
+            if instance.sidecar.process:
+                found.append(instance.sidecar.process)
+        return found
+
+    def stop(self) -> None:
+        # Reverse dependency order: sidecars and apps first, infrastructure last.
+        for process in reversed(self.processes()):
+            try:
+                process.stop()
+            except Exception as error:  # keep stopping the rest
+                _log(f"stopping {process.name}: {error}")
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def app(self, app_id: str, replica: int = 0) -> AppInstance:
+        matches = [i for i in self.instances if i.spec.app_id == app_id]
+        return matches[replica]
+
+    def write_manifest(self) -> Path:
+        """Ports of everything, for the demo and benchmark commands to find the running stack."""
+        manifest = {
+            "run_dir": str(self.run_dir),
+            "postgres": self.pg_connection,
+            "kafka": self.kafka_bootstrap,
+            "placement_healthz": self.placement.healthz_port if self.placement else None,
+            "apps": {
+                f"{i.spec.app_id}{i.sidecar.replica}": {
+                    "url": i.url, "dapr_http": i.sidecar.http_url, "pid": i.process.pid,
+                }
+                for i in self.instances
+            },
+            "pids": {p.name: p.pid for p in self.processes()},
+        }
+        path = self.run_dir / "stack.json"
+        path.write_text(json.dumps(manifest, indent=2))
+        latest = runs_root() / "latest.json"
+        latest.write_text(json.dumps(manifest, indent=2))
+        return path
+
