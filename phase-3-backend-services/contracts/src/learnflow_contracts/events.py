@@ -5,10 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
-
-_ID = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
 
 
 class _Event(BaseModel):
@@ -24,8 +23,8 @@ class LessonGeneratedV1(_Event):
     """A lesson was stored for a learner. ``lesson_id`` is the dedupe key for consumers."""
 
     schema_version: Literal[1] = 1
-    lesson_id: str = _ID
-    learner_id: str = _ID
+    lesson_id: Identifier
+    learner_id: Identifier
     topic: str = Field(min_length=1, max_length=200)
     level: Level
     title: str = Field(min_length=1, max_length=200)
@@ -44,9 +43,9 @@ class ProgressUpdatedV1(_Event):
     """A progress update was applied; ``attempt_id`` is the dedupe key for consumers."""
 
     schema_version: Literal[1] = 1
-    learner_id: str = _ID
-    lesson_id: str = _ID
-    attempt_id: str = _ID
+    learner_id: Identifier
+    lesson_id: Identifier
+    attempt_id: Identifier
     kind: ProgressEventKind
     score: int | None = Field(default=None, ge=0, le=100)
     occurred_at: datetime

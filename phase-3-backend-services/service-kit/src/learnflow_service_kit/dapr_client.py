@@ -36,6 +36,15 @@ class InvocationFailed(RuntimeError):
         self.status = status
 
 
+class ActorCallFailed(RuntimeError):
+    """The actor method raised, or daprd could not place or reach the actor."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"actor call failed: {status} {body[:500]}")
+        self.status = status
+        self.body = body
+
+
 @dataclass(frozen=True)
 class StateEntry:
     value: Any
@@ -158,6 +167,20 @@ class DaprClient:
             raise InvocationFailed(f"{app_id}/{method} answered {response.status_code}",
                                    response.status_code)
         return response
+
+    async def invoke_actor(
+        self, actor_type: str, actor_id: str, method: str, data: Any, *, timeout: float
+    ) -> Any:
+        """Call an actor method; the actor runs one call at a time, on whichever replica hosts it."""
+        try:
+            response = await self._http.post(
+                f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}", json=data, timeout=timeout
+            )
+        except (httpx.TransportError, httpx.TimeoutException) as error:
+            raise SidecarUnavailable(f"actor {actor_type} unreachable: {type(error).__name__}") from error
+        if response.status_code != 200:
+            raise ActorCallFailed(response.status_code, response.text)
+        return response.json() if response.content else None
 
     async def sidecar_healthy(self) -> bool:
         try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +58,17 @@ class Outbox:
     def __init__(self, dapr: DaprClient) -> None:
         self._dapr = dapr
 
-    async def commit_with(self, operations: Sequence[Upsert], event: OutboxEvent) -> None:
-        """Write ``operations`` and stage ``event`` atomically (retrying lost shard races)."""
+    async def commit_with(
+        self, build: Callable[[], Awaitable[Sequence[Upsert]]], event: OutboxEvent
+    ) -> None:
+        """Commit what ``build`` returns and stage ``event``, atomically.
+
+        ``build`` is called again after a lost optimistic-concurrency race, so it must read
+        what it depends on (and carry those ETags) each time.
+        """
         shard_key = outbox_shard_key(event.event_id)
         for _ in range(_CAS_ATTEMPTS):
+            operations = await build()
             shard = await self._dapr.get_state(shard_key)
             events = list(shard.value["events"]) if shard else []
             if all(e["event_id"] != event.event_id for e in events):
@@ -70,8 +78,8 @@ class Outbox:
                 await self._dapr.transact([*operations, staged])
                 return
             except EtagMismatch:
-                continue
-        raise StateStoreUnavailable(f"outbox shard {shard_key} too contended; retry later")
+                await asyncio.sleep(random.uniform(0, 0.02))
+        raise StateStoreUnavailable(f"state too contended around {shard_key}; retry later")
 
     async def publish_now(self, event: OutboxEvent) -> bool:
         """Best-effort immediate delivery after commit; the relay covers any failure."""
@@ -125,7 +133,7 @@ class Outbox:
                 await self._dapr.transact([Upsert(shard_key, {"events": remaining}, etag=shard.etag)])
                 return
             except EtagMismatch:
-                continue
+                await asyncio.sleep(random.uniform(0, 0.02))
         # Leaving it is safe: the relay republishes it and consumers dedupe on the event id.
         log.warning("outbox entry left for the relay", shard=shard_key)
 

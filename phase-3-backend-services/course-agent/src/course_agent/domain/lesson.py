@@ -9,7 +9,6 @@ learning points, misconceptions with their corrections, timed learning sections,
 and a quiz whose questions point back to the outcomes.
 """
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -76,21 +75,21 @@ class _Count:
     high: int
 
 
-@dataclass(frozen=True)
-class _Text:
-    max_chars: int
-    min_chars: int = 1
-
-
 _OBJECTIVE_ID = re.compile(r"^O[1-9][0-9]?$")
-# The event contract (LessonGeneratedV1) caps title at 200 chars and objectives at 1..10.
-_TITLE, _SUMMARY, _LINE = _Text(200), _Text(1000), _Text(300)
-_OBJECTIVES, _PRIOR_KNOWLEDGE, _KEY_POINTS = _Count(1, 10), _Count(0, 8), _Count(1, 10)
-_MISCONCEPTIONS, _SECTIONS, _EXERCISES, _QUIZ = _Count(0, 6), _Count(1, 12), _Count(1, 10), _Count(1, 10)
-_REFERENCES, _OPTIONS = _Count(1, 10), _Count(2, 6)
-_HEADING, _BODY, _MINUTES_MAX = _Text(120), _Text(4000), 120
-_EXERCISE_PROMPT, _SOLUTION = _Text(1000), _Text(2000)
-_QUESTION, _OPTION, _EXPLANATION = _Text(500), _Text(200), _Text(500)
+# Item counts. The event contract (LessonGeneratedV1) allows 1..10 objectives.
+_OBJECTIVES = _Count(1, 10)
+_PRIOR_KNOWLEDGE = _Count(0, 8)
+_KEY_POINTS = _Count(1, 10)
+_MISCONCEPTIONS = _Count(0, 6)
+_SECTIONS = _Count(1, 12)
+_EXERCISES = _Count(1, 10)
+_QUIZ = _Count(1, 10)
+_OPTIONS = _Count(2, 6)
+_REFERENCES = _Count(1, 10)  # objective ids per section, exercise or question
+_MINUTES_MAX = 120
+# Most characters per text field. The event contract caps the title at 200.
+_TITLE, _SUMMARY, _LINE, _HEADING, _BODY = 200, 1000, 300, 120, 4000
+_EXERCISE_PROMPT, _SOLUTION, _QUESTION, _OPTION, _EXPLANATION = 1000, 2000, 500, 200, 500
 
 
 def _count(path: str, items: Sequence[object], limits: _Count) -> Iterator[str]:
@@ -98,18 +97,30 @@ def _count(path: str, items: Sequence[object], limits: _Count) -> Iterator[str]:
         yield f"{path} has {len(items)} items; it must have {limits.low} to {limits.high}"
 
 
-def _text(path: str, value: str, limits: _Text) -> Iterator[str]:
-    length = len(value.strip())
-    if length < limits.min_chars:
+def _text(path: str, value: str, max_chars: int) -> Iterator[str]:
+    if not value.strip():
         yield f"{path} must not be empty"
-    elif len(value) > limits.max_chars:
-        yield f"{path} has {len(value)} characters; at most {limits.max_chars} are allowed"
+    elif len(value) > max_chars:
+        yield f"{path} has {len(value)} characters; at most {max_chars} are allowed"
 
 
 def _references(path: str, ids: Sequence[str], known: frozenset[str]) -> Iterator[str]:
     yield from _count(path, ids, _REFERENCES)
     for unknown in sorted(set(ids) - known):
         yield f"{path} refers to unknown objective {unknown!r}"
+
+
+def _lines(path: str, lines: Sequence[str], limits: _Count) -> Iterator[str]:
+    yield from _count(path, lines, limits)
+    for i, line in enumerate(lines):
+        yield from _text(f"{path}[{i}]", line, _LINE)
+
+
+def _misconception_problems(misconceptions: Sequence[Misconception]) -> Iterator[str]:
+    yield from _count("misconceptions", misconceptions, _MISCONCEPTIONS)
+    for i, item in enumerate(misconceptions):
+        yield from _text(f"misconceptions[{i}].misconception", item.misconception, _LINE)
+        yield from _text(f"misconceptions[{i}].correction", item.correction, _LINE)
 
 
 def _objective_problems(objectives: Sequence[Objective]) -> Iterator[str]:
@@ -170,24 +181,17 @@ def _quiz_problems(quiz: Sequence[QuizQuestion], known: frozenset[str]) -> Itera
 def validate_lesson(draft: LessonDraft) -> list[str]:
     """Every rule the lesson breaks, as sentences a model can fix; empty when it is valid."""
     known = frozenset(objective.id for objective in draft.objectives)
-    problems = [
+    return [
         *_text("title", draft.title, _TITLE),
         *_text("summary", draft.summary, _SUMMARY),
         *_objective_problems(draft.objectives),
-        *_count("prior_knowledge", draft.prior_knowledge, _PRIOR_KNOWLEDGE),
-        *_count("key_points", draft.key_points, _KEY_POINTS),
-        *_count("misconceptions", draft.misconceptions, _MISCONCEPTIONS),
+        *_lines("prior_knowledge", draft.prior_knowledge, _PRIOR_KNOWLEDGE),
+        *_lines("key_points", draft.key_points, _KEY_POINTS),
+        *_misconception_problems(draft.misconceptions),
         *_section_problems(draft.sections, known),
         *_exercise_problems(draft.exercises, known),
         *_quiz_problems(draft.quiz, known),
     ]
-    for name, lines in (("prior_knowledge", draft.prior_knowledge), ("key_points", draft.key_points)):
-        for i, line in enumerate(lines):
-            problems.extend(_text(f"{name}[{i}]", line, _LINE))
-    for i, item in enumerate(draft.misconceptions):
-        problems.extend(_text(f"misconceptions[{i}].misconception", item.misconception, _LINE))
-        problems.extend(_text(f"misconceptions[{i}].correction", item.correction, _LINE))
-    return problems
 
 
 class InvalidLesson(ValueError):
@@ -201,7 +205,9 @@ class InvalidLesson(ValueError):
 def _describe(error: ValidationError) -> list[str]:
     described = []
     for detail in error.errors(include_url=False, include_input=False):
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"])
+        path = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in detail["loc"]
+        )
         described.append(f"{path.lstrip('.') or 'the answer'}: {detail['msg']}")
     return described
 
@@ -222,8 +228,3 @@ def parse_lesson(answer: str | dict[str, Any]) -> LessonDraft:
     if problems:
         raise InvalidLesson(problems)
     return draft
-
-
-def lesson_text(draft: LessonDraft) -> str:
-    """All prose of a lesson in one string, for checks such as "does it mention X"."""
-    return json.dumps(draft.model_dump(mode="json"), ensure_ascii=False)

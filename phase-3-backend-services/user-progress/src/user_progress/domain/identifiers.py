@@ -4,17 +4,11 @@ It is the same rule the shared event contracts apply to ``learner_id``/``lesson_
 ``attempt_id``, so anything accepted here can be published without a second failure.
 """
 
-from typing import Annotated
+from pydantic import TypeAdapter
 
-from pydantic import StringConstraints, TypeAdapter
+from learnflow_contracts.identifiers import ID_MAX_LENGTH, ID_PATTERN, Identifier
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
-ID_MAX_LENGTH = 128
-
-# Usable directly as a FastAPI query parameter type: a bad value gives a 422 naming the field.
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
-]
+__all__ = ["ID_MAX_LENGTH", "ID_PATTERN", "Identifier", "parse_learner_id"]
 
 _IDENTIFIER = TypeAdapter(Identifier)
 

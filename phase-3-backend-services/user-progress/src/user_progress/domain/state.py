@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from user_progress.domain.identifiers import Identifier
 from user_progress.domain.mastery import TopicMastery
 
+
 class ScoreEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,0 +1,70 @@
+"""HTTP routes: thin, they validate and hand over to the lesson service and store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
+from course_agent.domain.generation_request import GenerateLessonRequest
+from course_agent.lesson_record import LessonPage, LessonResponse
+from course_agent.lesson_service import LessonService
+from course_agent.lesson_store import LessonStore
+from learnflow_contracts.identifiers import Identifier
+from learnflow_service_kit.errors import ServiceError
+
+router = APIRouter()
+
+
+def lesson_service(request: Request) -> LessonService:
+    service: LessonService = request.app.state.lesson_service
+    return service
+
+
+def lesson_store(request: Request) -> LessonStore:
+    store: LessonStore = request.app.state.lesson_store
+    return store
+
+
+Service = Annotated[LessonService, Depends(lesson_service)]
+Store = Annotated[LessonStore, Depends(lesson_store)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
+]
+
+
+@router.post(
+    "/generate-lesson", response_model=LessonResponse, status_code=201,
+    responses={200: {"model": LessonResponse, "description": "Served from the cache"}},
+)
+async def generate_lesson(
+    body: GenerateLessonRequest, response: Response, service: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> LessonResponse:
+    result = await service.generate(body, idempotency_key)
+    response.status_code = 201 if result.created else 200
+    return LessonResponse(**result.record.model_dump(), from_cache=not result.created)
+
+
+@router.get("/lessons", response_model=LessonPage)
+async def list_lessons(
+    store: Store,
+    learner_id: Annotated[Identifier, Query()],
+    topic: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> LessonPage:
+    records, next_cursor = await store.page(learner_id, topic, cursor, limit)
+    return LessonPage(
+        items=[LessonResponse(**r.model_dump(), from_cache=True) for r in records],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("/lessons/{lesson_id}", response_model=LessonResponse)
+async def get_lesson(store: Store, lesson_id: Annotated[Identifier, Path()]) -> LessonResponse:
+    record = await store.get(lesson_id)
+    if record is None:
+        raise ServiceError(404, "lesson_not_found", f"lesson_id: no lesson {lesson_id!r}")
+    return LessonResponse(**record.model_dump(), from_cache=True)

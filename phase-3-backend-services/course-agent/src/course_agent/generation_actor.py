@@ -1,0 +1,48 @@
+"""A Dapr actor per lesson cache key: Dapr runs one call per actor id at a time, on one replica,
+so N concurrent identical requests — on any number of replicas — make exactly one LLM call:
+the first generates and stores, the others find the stored lesson when their turn comes."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from dapr.actor import Actor, ActorInterface, actormethod
+from dapr.actor.id import ActorId
+from dapr.actor.runtime.context import ActorRuntimeContext
+
+from course_agent.domain.errors import CourseAgentError
+from course_agent.domain.prompt import RenderedPrompt
+from course_agent.lesson_record import LessonRecord
+
+ACTOR_TYPE = "LessonGenerationActor"
+
+
+class GenerateOnce(Protocol):
+    """The work done inside one actor turn (see ``LessonService.generate_once``)."""
+
+    async def __call__(
+        self, cache_key: str, prompt: RenderedPrompt, request: dict[str, Any], personalization: str
+    ) -> tuple[LessonRecord, bool]: ...
+
+
+class LessonGenerationActorInterface(ActorInterface):
+    @actormethod(name="Generate")
+    async def generate(self, job: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class LessonGenerationActor(Actor, LessonGenerationActorInterface):
+    def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, generate_once: GenerateOnce) -> None:
+        super().__init__(ctx, actor_id)
+        self._generate_once = generate_once
+
+    async def generate(self, job: dict[str, Any]) -> dict[str, Any]:
+        # Errors travel back as data: the SDK would flatten an exception into an opaque 500.
+        try:
+            record, created = await self._generate_once(
+                self.id.id, RenderedPrompt.model_validate(job["prompt"]), job["request"],
+                job["personalization"],
+            )
+        except CourseAgentError as error:
+            return {"error": {"status": error.http_status, "code": error.code,
+                              "message": str(error), "headers": error.headers()}}
+        return {"lesson": record.model_dump(mode="json"), "created": created}

@@ -1,0 +1,61 @@
+"""A generated lesson as stored in the state store and as returned by the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from course_agent.domain.lesson import LessonDraft
+from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
+from learnflow_contracts.levels import Level
+
+Personalization = Literal["applied", "no_history", "unavailable"]
+
+
+class LessonRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lesson_id: str
+    learner_id: str
+    topic: str
+    level: Level
+    goal: str | None
+    locale: str
+    content: LessonDraft
+    prompt_id: str
+    prompt_version: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    personalized: bool
+    personalization: Personalization
+    trimmed: tuple[str, ...]
+    created_at: datetime
+
+    def generated_event(self) -> LessonGeneratedV1:
+        return LessonGeneratedV1(
+            lesson_id=self.lesson_id,
+            learner_id=self.learner_id,
+            topic=self.topic,
+            level=self.level,
+            title=self.content.title,
+            objectives=tuple(
+                LessonObjective(id=o.id, text=o.text) for o in self.content.objectives
+            ),
+            personalized=self.personalized,
+            prompt_id=self.prompt_id,
+            prompt_version=self.prompt_version,
+            model=self.model,
+            created_at=self.created_at,
+        )
+
+
+class LessonResponse(LessonRecord):
+    from_cache: bool
+
+
+class LessonPage(BaseModel):
+    items: list[LessonResponse]
+    next_cursor: str | None

@@ -1,0 +1,135 @@
+"""Lessons, the per-learner lesson index, cache pointers and idempotency records, in the
+Dapr state store. Postgres v2 has no query API, so every read is by a key we can compute."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from course_agent.lesson_record import LessonRecord
+from learnflow_contracts.names import LESSON_GENERATED_TOPIC
+from learnflow_service_kit.dapr_client import DaprClient, Upsert
+from learnflow_service_kit.errors import ServiceError
+from learnflow_service_kit.outbox import Outbox, OutboxEvent
+
+# The index keeps a learner's newest lessons; older ones stay readable by id.
+INDEX_CAP = 1000
+
+
+def lesson_key(lesson_id: str) -> str:
+    return f"lesson-{lesson_id}"
+
+
+def cache_pointer_key(cache_key: str) -> str:
+    return f"lesson-cache-{cache_key}"
+
+
+def learner_index_key(learner_id: str) -> str:
+    return f"learner-lessons-{learner_id}"
+
+
+def idempotency_record_key(learner_id: str, key_digest: str) -> str:
+    return f"idempotency-{learner_id}-{key_digest}"
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    body_digest: str
+    lesson_id: str
+    status: int
+
+
+def encode_cursor(lesson_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": lesson_id}).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        after = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError) as bad:
+        raise ServiceError(422, "invalid_cursor", "cursor: not a cursor this API returned") from bad
+    if not isinstance(after, str):
+        raise ServiceError(422, "invalid_cursor", "cursor: not a cursor this API returned")
+    return after
+
+
+class LessonStore:
+    def __init__(self, dapr: DaprClient, outbox: Outbox, cache_ttl_seconds: int,
+                 idempotency_ttl_seconds: int) -> None:
+        self._dapr = dapr
+        self._outbox = outbox
+        self._cache_ttl = cache_ttl_seconds
+        self._idempotency_ttl = idempotency_ttl_seconds
+
+    async def get(self, lesson_id: str) -> LessonRecord | None:
+        entry = await self._dapr.get_state(lesson_key(lesson_id))
+        return LessonRecord.model_validate(entry.value) if entry else None
+
+    async def cached(self, cache_key: str) -> LessonRecord | None:
+        pointer = await self._dapr.get_state(cache_pointer_key(cache_key))
+        return await self.get(pointer.value["lesson_id"]) if pointer else None
+
+    async def save_new(self, record: LessonRecord, cache_key: str) -> None:
+        """Store the lesson, index it, point the cache at it and stage its event — atomically.
+
+        Then publish the event at once; if the broker is down the outbox relay publishes it later.
+        """
+        index_key = learner_index_key(record.learner_id)
+        entry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
+
+        async def operations() -> list[Upsert]:
+            index = await self._dapr.get_state(index_key)
+            entries = index.value["lessons"] if index else []
+            return [
+                Upsert(lesson_key(record.lesson_id), record.model_dump(mode="json")),
+                Upsert(cache_pointer_key(cache_key), {"lesson_id": record.lesson_id},
+                       ttl_seconds=self._cache_ttl),
+                Upsert(index_key, {"lessons": [entry, *entries][:INDEX_CAP]},
+                       etag=index.etag if index else None),
+            ]
+
+        event = OutboxEvent(
+            event_id=record.lesson_id,
+            topic=LESSON_GENERATED_TOPIC,
+            data=record.generated_event().model_dump(mode="json"),
+        )
+        await self._outbox.commit_with(operations, event)
+        await self._outbox.publish_now(event)
+
+    async def page(
+        self, learner_id: str, topic: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[LessonRecord], str | None]:
+        """A learner's lessons, newest first, optionally of one topic (case-insensitive)."""
+        index = await self._dapr.get_state(learner_index_key(learner_id))
+        entries: list[dict[str, Any]] = index.value["lessons"] if index else []
+        if topic is not None:
+            entries = [e for e in entries if e["topic"] == topic.casefold()]
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            positions = [i for i, e in enumerate(entries) if e["lesson_id"] == after]
+            entries = entries[positions[0] + 1:] if positions else []
+        window = entries[:limit]
+        found = await self._dapr.get_bulk_state([lesson_key(e["lesson_id"]) for e in window])
+        records = [
+            LessonRecord.model_validate(found[lesson_key(e["lesson_id"])].value)
+            for e in window if lesson_key(e["lesson_id"]) in found
+        ]
+        more = len(entries) > limit
+        return records, encode_cursor(window[-1]["lesson_id"]) if more and window else None
+
+    async def idempotent(self, learner_id: str, key_digest: str) -> IdempotencyRecord | None:
+        entry = await self._dapr.get_state(idempotency_record_key(learner_id, key_digest))
+        return IdempotencyRecord(**entry.value) if entry else None
+
+    async def remember_idempotent(
+        self, learner_id: str, key_digest: str, record: IdempotencyRecord
+    ) -> None:
+        await self._dapr.transact([Upsert(
+            idempotency_record_key(learner_id, key_digest),
+            {"body_digest": record.body_digest, "lesson_id": record.lesson_id,
+             "status": record.status},
+            ttl_seconds=self._idempotency_ttl,
+        )])

@@ -1,0 +1,69 @@
+"""Why a lesson could not be generated, each with the HTTP status a caller should see."""
+
+import math
+from typing import ClassVar
+
+from course_agent.domain.errors import CourseAgentError
+
+
+class LlmError(CourseAgentError):
+    """Any failure of the lesson generator."""
+
+
+class LlmTimeout(LlmError):
+    http_status: ClassVar[int] = 504
+    code: ClassVar[str] = "llm_timeout"
+
+
+class LlmUnavailable(LlmError):
+    """Rate limited, unreachable or failing provider: worth retrying later."""
+
+    http_status: ClassVar[int] = 503
+    code: ClassVar[str] = "llm_unavailable"
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_seconds)))}
+
+
+class LlmRejected(LlmError):
+    """The provider refused our request itself (bad key, unknown model, bad parameter)."""
+
+    http_status: ClassVar[int] = 502
+    code: ClassVar[str] = "llm_rejected"
+
+
+class LlmInvalidOutput(LlmError):
+    """The model's answer broke the lesson rules, and so did its one repair attempt."""
+
+    http_status: ClassVar[int] = 502
+    code: ClassVar[str] = "llm_invalid_output"
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class LlmRefused(LlmError):
+    """The model or its content filter declined the topic."""
+
+    http_status: ClassVar[int] = 422
+    code: ClassVar[str] = "llm_refused"
+
+
+class RecordingMissing(LlmError):
+    """Replay mode has no recording for this exact prompt."""
+
+    http_status: ClassVar[int] = 503
+    code: ClassVar[str] = "llm_recording_missing"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no recorded LLM response for key {key}")
+        self.key = key
+
+
+class LlmConfigurationError(ValueError):
+    """The generator cannot be built from the given settings; raised at startup."""

@@ -1,0 +1,30 @@
+"""The port the service depends on to get a lesson from a prompt."""
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from course_agent.domain.lesson import LessonDraft
+from course_agent.domain.prompt import RenderedPrompt
+
+
+class GeneratedLesson(BaseModel):
+    """A lesson that passed every rule, with what it cost (summed over a repair, if any)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    draft: LessonDraft
+    model: str  # as reported by the provider, e.g. "gpt-4o-mini-2024-07-18"
+    prompt_tokens: int
+    completion_tokens: int
+    reasked: bool  # the first answer broke a rule and the model was asked once to repair it
+
+
+class LessonGenerator(Protocol):
+    async def generate(self, prompt: RenderedPrompt) -> GeneratedLesson:
+        """Raises an ``LlmError`` subclass when no valid lesson can be produced."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; call once at shutdown."""
+        ...

@@ -1,0 +1,34 @@
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PHASE_DIR = Path(__file__).resolve().parents[3]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COURSE_AGENT_", extra="ignore")
+
+    llm_provider: Literal["openai", "replay", "record"] = "replay"
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("COURSE_AGENT_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_timeout_seconds: float = Field(30.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=5)
+    prompts_dir: Path = _PHASE_DIR / "prompts"
+    recordings_dir: Path = _PHASE_DIR / "evals" / "recordings"
+    prompt_token_budget: int = Field(3000, ge=200)
+    cache_ttl_seconds: int = Field(86400, ge=1)
+    idempotency_ttl_seconds: int = Field(86400, ge=1)
+    progress_timeout_seconds: float = Field(2.0, gt=0)
+    outbox_relay_seconds: float = Field(2.0, gt=0)
+    log_level: str = "INFO"
+    dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
+
+    @property
+    def actor_call_timeout_seconds(self) -> float:
+        # One actor turn may wait for the LLM twice (answer + one repair), each with retries.
+        return 2 * self.llm_timeout_seconds * (self.llm_max_retries + 1) + 10

@@ -1,0 +1,124 @@
+import copy
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
+
+from course_agent.domain.generation_request import GenerateLessonRequest
+from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
+from course_agent.domain.prompt_catalog import PromptCatalog
+from course_agent.domain.token_budget import TokenCounter
+
+PHASE_DIR = Path(__file__).resolve().parents[3]
+PROMPTS_DIR = PHASE_DIR / "prompts"
+MODEL = "gpt-4o-mini"
+
+_VALID_LESSON: dict[str, Any] = {
+    "title": "Adding fractions",
+    "summary": "How to add fractions with like and unlike denominators.",
+    "objectives": [
+        {"id": "O1", "text": "Add fractions with the same denominator."},
+        {"id": "O2", "text": "Add fractions with different denominators."},
+    ],
+    "prior_knowledge": ["What a fraction is."],
+    "key_points": ["Only numerators add when denominators match."],
+    "misconceptions": [
+        {"misconception": "Add the denominators too.", "correction": "Show 1/2 + 1/2 = 1."}
+    ],
+    "sections": [
+        {
+            "heading": "Same denominators",
+            "body_markdown": "1/5 + 2/5 = 3/5.",
+            "objective_ids": ["O1"],
+            "minutes": 10,
+        },
+        {
+            "heading": "Different denominators",
+            "body_markdown": "Find a common denominator first.",
+            "objective_ids": ["O2"],
+            "minutes": 15,
+        },
+    ],
+    "exercises": [
+        {"prompt": "Add 1/3 and 1/6.", "objective_ids": ["O2"], "solution": "2/6 + 1/6 = 1/2."}
+    ],
+    "quiz": [
+        {
+            "question": "What is 1/4 + 2/4?",
+            "options": ["3/4", "3/8", "1/2"],
+            "answer_index": 0,
+            "objective_ids": ["O1"],
+            "explanation": "The denominators match, so add the numerators.",
+        }
+    ],
+}
+
+
+@pytest.fixture
+def valid_lesson() -> dict[str, Any]:
+    """A lesson that passes every rule; each test gets its own copy to break."""
+    return copy.deepcopy(_VALID_LESSON)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> PromptCatalog:
+    return PromptCatalog.load(PROMPTS_DIR)
+
+
+@pytest.fixture(scope="session")
+def counter() -> TokenCounter:
+    return TokenCounter(MODEL)
+
+
+@pytest.fixture
+def request_() -> GenerateLessonRequest:
+    return GenerateLessonRequest(learner_id="learner-1", topic="Adding fractions", goal="Pass my exam")
+
+
+def _projection(
+    *,
+    weak: tuple[str, ...] = ("decimals", "percentages", "ratio", "negative numbers"),
+    strong: tuple[str, ...] = ("addition", "times tables"),
+    scores: tuple[tuple[str, int], ...] = (("decimals", 41), ("addition", 92), ("ratio", 55)),
+    at: datetime = datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
+    lessons_completed: int = 7,
+) -> ProgressProjectionV1:
+    """A learner with history; ``scores`` are newest first, an hour apart."""
+    return ProgressProjectionV1(
+        learner_id="learner-1",
+        has_history=True,
+        weak_topics=weak,
+        strong_topics=strong,
+        recent_scores=tuple(
+            RecentScore(topic=topic, score=score, at=at - timedelta(hours=i))
+            for i, (topic, score) in enumerate(scores)
+        ),
+        lessons_completed=lessons_completed,
+        average_score=62.5,
+    )
+
+
+@pytest.fixture
+def make_projection() -> Callable[..., ProgressProjectionV1]:
+    return _projection
+
+
+@pytest.fixture
+def render(
+    catalog: PromptCatalog, counter: TokenCounter
+) -> Callable[..., RenderedPrompt]:
+    """Render the active lesson prompt; keyword ``budget`` defaults to the service default."""
+
+    def _render(
+        request: GenerateLessonRequest,
+        projection: ProgressProjectionV1 | None = None,
+        budget: int = 3000,
+    ) -> RenderedPrompt:
+        return build_lesson_prompt(
+            catalog.active("lesson"), request, projection, counter=counter, token_budget=budget
+        )
+
+    return _render
