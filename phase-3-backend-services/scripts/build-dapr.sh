@@ -7,7 +7,13 @@ BIN_DIR="$LEARNFLOW_CACHE/dapr/v$DAPR_VERSION/bin"
 BINARIES=(daprd placement scheduler)
 
 reports_pinned_version() {  # $1 = binary path
-  [[ -x "$1" ]] && "$1" --version 2>/dev/null | grep -qx "$DAPR_VERSION"
+  [[ -x "$1" ]] || return 1
+  # Only daprd has --version; placement and scheduler carry a stamp written when cached.
+  if [[ "$(basename "$1")" == daprd ]]; then
+    "$1" --version 2>/dev/null | grep -qx "$DAPR_VERSION"
+  else
+    [[ "$(cat "$1.version" 2>/dev/null)" == "$DAPR_VERSION" ]]
+  fi
 }
 
 all_cached() {
@@ -18,14 +24,16 @@ all_cached() {
 if all_cached; then echo "$BIN_DIR"; exit 0; fi
 
 mkdir -p "$BIN_DIR"
-# A `dapr init` installation is reused when it is the pinned release.
-for b in "${BINARIES[@]}"; do
-  if ! reports_pinned_version "$BIN_DIR/$b" && reports_pinned_version "$HOME/.dapr/bin/$b"; then
+# A `dapr init` installation (~/.dapr/bin) is reused when its daprd is the pinned release.
+if reports_pinned_version "$HOME/.dapr/bin/daprd"; then
+  for b in "${BINARIES[@]}"; do
+    [[ -x "$HOME/.dapr/bin/$b" ]] || continue
     log "reusing ~/.dapr/bin/$b (v$DAPR_VERSION)"
     cp "$HOME/.dapr/bin/$b" "$BIN_DIR/$b"
-  fi
-done
-if all_cached; then echo "$BIN_DIR"; exit 0; fi
+    echo "$DAPR_VERSION" >"$BIN_DIR/$b.version"
+  done
+  if all_cached; then echo "$BIN_DIR"; exit 0; fi
+fi
 
 need go "build dapr"
 export CGO_ENABLED=0
@@ -67,6 +75,7 @@ build_one() {  # $1 = command name, $2 = build tags
     | awk -v name="$1" '/^[a-z]/ {n++; if (n % 200 == 0) printf "[build-dapr]   %s: %d packages\n", name, n > "/dev/stderr"} !/^[a-z]/ {print > "/dev/stderr"}'
   [[ ${PIPESTATUS[0]} -eq 0 && -x "$BIN_DIR/$1.tmp" ]] || die "step 'compile $1' failed (compiler output above)"
   mv "$BIN_DIR/$1.tmp" "$BIN_DIR/$1"
+  echo "$DAPR_VERSION" >"$BIN_DIR/$1.version"
   log "  $1 built in $((SECONDS - started)) s"
 }
 

@@ -5,12 +5,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
-
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
 from course_agent.domain.token_budget import TokenCounter
+from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
 
 PHASE_DIR = Path(__file__).resolve().parents[3]
 PROMPTS_DIR = PHASE_DIR / "prompts"
@@ -75,7 +74,9 @@ def counter() -> TokenCounter:
 
 @pytest.fixture
 def request_() -> GenerateLessonRequest:
-    return GenerateLessonRequest(learner_id="learner-1", topic="Adding fractions", goal="Pass my exam")
+    return GenerateLessonRequest(
+        learner_id="learner-1", topic="Adding fractions", goal="Pass my exam"
+    )
 
 
 def _projection(
@@ -107,9 +108,7 @@ def make_projection() -> Callable[..., ProgressProjectionV1]:
 
 
 @pytest.fixture
-def render(
-    catalog: PromptCatalog, counter: TokenCounter
-) -> Callable[..., RenderedPrompt]:
+def render(catalog: PromptCatalog, counter: TokenCounter) -> Callable[..., RenderedPrompt]:
     """Render the active lesson prompt; keyword ``budget`` defaults to the service default."""
 
     def _render(

@@ -1,9 +1,8 @@
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
-
 from course_agent.domain.generation_request import GenerateLessonRequest
+from pydantic import ValidationError
 
 
 def _request(**fields: Any) -> GenerateLessonRequest:

@@ -2,7 +2,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from course_agent.domain.lesson import (
     InvalidLesson,
     LessonDraft,
@@ -38,20 +37,44 @@ def test_a_well_formed_lesson_has_no_problems(valid_lesson: dict[str, Any]) -> N
     ("mutation", "expected"),
     [
         (_set("objectives.1.id", "O1"), "objectives[1].id 'O1' is used by more than one objective"),
-        (_set("objectives.0.id", "objective-1"), 'objectives[0].id \'objective-1\' must look like "O1"'),
-        (_set("sections.1.objective_ids", ["O1", "O9"]), "sections[1].objective_ids refers to unknown objective 'O9'"),
+        (
+            _set("objectives.0.id", "objective-1"),
+            "objectives[0].id 'objective-1' must look like \"O1\"",
+        ),
+        (
+            _set("sections.1.objective_ids", ["O1", "O9"]),
+            "sections[1].objective_ids refers to unknown objective 'O9'",
+        ),
         (_set("sections.1.objective_ids", ["O1"]), "objective 'O2' is not taught by any section"),
-        (_set("exercises.0.objective_ids", ["O3"]), "exercises[0].objective_ids refers to unknown objective 'O3'"),
-        (_set("quiz.0.objective_ids", []), "quiz[0].objective_ids has 0 items; it must have 1 to 10"),
-        (_set("quiz.0.answer_index", 3), "quiz[0].answer_index is 3; it must be an index into options (0 to 2)"),
+        (
+            _set("exercises.0.objective_ids", ["O3"]),
+            "exercises[0].objective_ids refers to unknown objective 'O3'",
+        ),
+        (
+            _set("quiz.0.objective_ids", []),
+            "quiz[0].objective_ids has 0 items; it must have 1 to 10",
+        ),
+        (
+            _set("quiz.0.answer_index", 3),
+            "quiz[0].answer_index is 3; it must be an index into options (0 to 2)",
+        ),
         (_set("quiz.0.answer_index", -1), "quiz[0].answer_index is -1"),
         (_set("quiz.0.options", ["only one"]), "quiz[0].options has 1 items; it must have 2 to 6"),
-        (_set("quiz.0.options", [str(n) for n in range(7)]), "quiz[0].options has 7 items; it must have 2 to 6"),
-        (_set("quiz.0.options", ["3/4", " 3/4 ", "1/2"]), "quiz[0].options[1] ' 3/4 ' repeats an earlier option"),
+        (
+            _set("quiz.0.options", [str(n) for n in range(7)]),
+            "quiz[0].options has 7 items; it must have 2 to 6",
+        ),
+        (
+            _set("quiz.0.options", ["3/4", " 3/4 ", "1/2"]),
+            "quiz[0].options[1] ' 3/4 ' repeats an earlier option",
+        ),
         (_set("title", "t" * 201), "title has 201 characters; at most 200 are allowed"),
         (_set("summary", "   "), "summary must not be empty"),
         (_set("sections.0.minutes", 0), "sections[0].minutes is 0; it must be 1 to 120"),
-        (_set("objectives", [{"id": f"O{n}", "text": "t"} for n in range(1, 12)]), "objectives has 11 items"),
+        (
+            _set("objectives", [{"id": f"O{n}", "text": "t"} for n in range(1, 12)]),
+            "objectives has 11 items",
+        ),
         (_set("quiz", []), "quiz has 0 items; it must have 1 to 10"),
         (_set("key_points", ["k" * 301]), "key_points[0] has 301 characters"),
         (_set("misconceptions.0.correction", ""), "misconceptions[0].correction must not be empty"),

@@ -1,12 +1,14 @@
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
 import openai
 import pytest
 import respx
-
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt
 from course_agent.llm.errors import (
@@ -53,8 +55,12 @@ def ok(content: str | None, **kwargs: Any) -> httpx.Response:
     return httpx.Response(200, json=completion(content, **kwargs))
 
 
-def api_error(status: int, message: str, param: str | None = None, code: str | None = None) -> httpx.Response:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+def api_error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> httpx.Response:
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
     return httpx.Response(status, json=body)
 
 
@@ -98,14 +104,19 @@ async def test_valid_answer_becomes_a_lesson(
     lesson = await generator.generate(prompt)
 
     assert lesson.draft.model_dump() == valid_lesson
-    assert (lesson.model, lesson.prompt_tokens, lesson.completion_tokens) == ("gpt-4o-mini-2024-07-18", 100, 50)
+    assert (lesson.model, lesson.prompt_tokens, lesson.completion_tokens) == (
+        "gpt-4o-mini-2024-07-18",
+        100,
+        50,
+    )
     assert not lesson.reasked
     request = sent(completions, 0)
     assert request["model"] == "gpt-4o-mini"
     assert request["messages"] == [m.model_dump() for m in prompt.messages]
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["strict"] is True
-    assert request["temperature"] == 0.2 and request["max_tokens"] == 4096
+    assert request["temperature"] == 0.2
+    assert request["max_tokens"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -126,7 +137,9 @@ async def test_invalid_answer_is_repaired_once(
 ) -> None:
     broken = json.loads(json.dumps(valid_lesson))
     break_lesson(broken)
-    completions.mock(side_effect=[ok(json.dumps(broken)), ok(json.dumps(valid_lesson), usage=(300, 60))])
+    completions.mock(
+        side_effect=[ok(json.dumps(broken)), ok(json.dumps(valid_lesson), usage=(300, 60))]
+    )
 
     lesson = await generator.generate(prompt)
 
@@ -144,7 +157,9 @@ async def test_invalid_answer_is_repaired_once(
 async def test_invalid_twice_is_an_invalid_output_error(
     generator: OpenAiLessonGenerator, completions: respx.Route, prompt: RenderedPrompt
 ) -> None:
-    completions.mock(side_effect=[ok("not json"), ok('{"title": "half a lesson"}'), ok("never asked")])
+    completions.mock(
+        side_effect=[ok("not json"), ok('{"title": "half a lesson"}'), ok("never asked")]
+    )
 
     with pytest.raises(LlmInvalidOutput) as caught:
         await generator.generate(prompt)
@@ -195,19 +210,41 @@ async def test_timeout_is_a_504(
     assert caught.value.http_status == 504
 
 
+def _in_30_seconds() -> str:
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "seconds"),
+    [
+        ("Retry-After", "7", (7.0, 7.0)),
+        ("retry-after-ms", "2500", (2.5, 2.5)),
+        # computed at collection time, so some of the 30 seconds may have passed already
+        ("Retry-After", _in_30_seconds(), (10.0, 30.0)),
+    ],
+    ids=["seconds", "milliseconds", "http-date"],
+)
 async def test_rate_limit_is_unavailable_with_the_providers_retry_after(
-    generator: OpenAiLessonGenerator, completions: respx.Route, prompt: RenderedPrompt
+    generator: OpenAiLessonGenerator,
+    completions: respx.Route,
+    prompt: RenderedPrompt,
+    header: str,
+    value: str,
+    seconds: tuple[float, float],
 ) -> None:
     limited = api_error(429, "Rate limit reached")
-    limited.headers["Retry-After"] = "7"
+    limited.headers[header] = value
     completions.mock(return_value=limited)
 
     with pytest.raises(LlmUnavailable) as caught:
         await generator.generate(prompt)
 
-    assert caught.value.retry_after_seconds == 7
+    low, high = seconds
+    assert low <= caught.value.retry_after_seconds <= high
     assert caught.value.http_status == 503
-    assert caught.value.headers() == {"Retry-After": "7"}
+    assert caught.value.headers() == {
+        "Retry-After": str(math.ceil(caught.value.retry_after_seconds))
+    }
 
 
 @pytest.mark.parametrize(
@@ -272,7 +309,9 @@ async def test_falls_back_to_json_object_when_json_schema_is_unsupported(
 async def test_other_bad_requests_do_not_trigger_the_fallback(
     generator: OpenAiLessonGenerator, completions: respx.Route, prompt: RenderedPrompt
 ) -> None:
-    completions.mock(return_value=api_error(400, "temperature must be at most 2", param="temperature"))
+    completions.mock(
+        return_value=api_error(400, "temperature must be at most 2", param="temperature")
+    )
 
     with pytest.raises(LlmRejected):
         await generator.generate(prompt)
@@ -286,4 +325,26 @@ async def test_provider_content_filter_rejection_is_refused(
     completions.mock(return_value=api_error(400, "filtered", code="content_filter"))
 
     with pytest.raises(LlmRefused):
+        await generator.generate(prompt)
+
+
+@pytest.mark.parametrize(
+    ("finish_reason", "error"),
+    [("content_filter", LlmRefused), ("length", LlmInvalidOutput)],
+)
+async def test_json_object_mode_checks_finish_reasons_too(
+    generator: OpenAiLessonGenerator,
+    completions: respx.Route,
+    prompt: RenderedPrompt,
+    finish_reason: str,
+    error: type[Exception],
+) -> None:
+    completions.mock(
+        side_effect=[
+            api_error(400, "json_schema is not supported"),
+            ok('{"title": "cut', finish_reason=finish_reason),
+        ]
+    )
+
+    with pytest.raises(error):
         await generator.generate(prompt)

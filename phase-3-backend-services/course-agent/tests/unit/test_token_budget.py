@@ -1,14 +1,12 @@
 import hashlib
 import inspect
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tiktoken
 import tiktoken_ext.openai_public
-from learnflow_contracts.progress import ProgressProjectionV1
-from tiktoken.load import read_file_cached
-
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt
@@ -20,6 +18,8 @@ from course_agent.domain.token_budget import (
     seed_tiktoken_cache,
     tiktoken_cache_dir,
 )
+from learnflow_contracts.progress import ProgressProjectionV1
+from tiktoken.load import read_file_cached
 
 Render = Callable[..., RenderedPrompt]
 MakeProjection = Callable[..., ProgressProjectionV1]
@@ -42,7 +42,8 @@ def test_seeded_cache_is_what_tiktoken_reads_offline(
 
     path = seed_tiktoken_cache(rank_file, tiktoken_cache_dir())
 
-    assert path == tmp_path / hashlib.sha1(rank_file.blob_url.encode()).hexdigest()
+    tiktoken_cache_name = hashlib.sha1(rank_file.blob_url.encode()).hexdigest()  # noqa: S324
+    assert path == tmp_path / tiktoken_cache_name
     # With no network here, this only succeeds if tiktoken accepts the seeded file.
     assert read_file_cached(rank_file.blob_url, rank_file.sha256) == path.read_bytes()
 
@@ -64,8 +65,6 @@ def test_cache_dir_defaults_under_learnflow_and_is_exported(
     monkeypatch.setenv("HOME", str(tmp_path))
 
     assert tiktoken_cache_dir() == tmp_path / ".cache/learnflow/tiktoken"
-    import os
-
     assert os.environ["TIKTOKEN_CACHE_DIR"] == str(tmp_path / ".cache/learnflow/tiktoken")
 
 
@@ -79,8 +78,13 @@ def test_models_map_to_their_encoding_unknown_ones_to_o200k(model: str, encoding
 
 def test_counter_counts_message_framing(counter: TokenCounter) -> None:
     encoding = tiktoken.get_encoding("o200k_base")
-    messages = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Hi")]
-    text_tokens = sum(len(encoding.encode(m.role)) + len(encoding.encode(m.content)) for m in messages)
+    messages = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Hi"),
+    ]
+    text_tokens = sum(
+        len(encoding.encode(m.role)) + len(encoding.encode(m.content)) for m in messages
+    )
 
     assert counter.count(messages) == text_tokens + 3 * len(messages) + 3
 
@@ -110,14 +114,18 @@ def test_oldest_scores_are_trimmed_first_and_recorded(
     assert prompt.trimmed == ("recent_score:topic 4",)
     assert prompt.prompt_tokens <= full.prompt_tokens - 1
     assert prompt.personalisation is not None
-    assert [s.topic for s in prompt.personalisation.recent_scores] == [f"topic {i}" for i in range(4)]
+    assert [s.topic for s in prompt.personalisation.recent_scores] == [
+        f"topic {i}" for i in range(4)
+    ]
     assert "topic 4" not in prompt.messages[-1].content
 
 
 def test_trimming_order_is_scores_then_strong_then_weak_topics(
     render: Render, request_: GenerateLessonRequest, make_projection: MakeProjection
 ) -> None:
-    projection = make_projection(weak=("w1", "w2", "w3", "w4"), strong=("s1", "s2"), scores=_scores(2))
+    projection = make_projection(
+        weak=("w1", "w2", "w3", "w4"), strong=("s1", "s2"), scores=_scores(2)
+    )
     weak_only = make_projection(weak=("w1", "w2", "w3"), strong=(), scores=())
     budget = render(request_, weak_only).prompt_tokens
 

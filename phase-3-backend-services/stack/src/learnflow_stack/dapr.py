@@ -121,6 +121,7 @@ class Scheduler:
                   f"--metrics-listen-address={LOOPBACK}", "--tls-enabled=false",
                   f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
                   f"--etcd-client-port={self.etcd_client_port}",
+                  f"--etcd-client-listen-address={LOOPBACK}",
                   f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
                   "--log-level=info"],
             log_path=self.run_dir / "logs" / "scheduler.log",
@@ -162,7 +163,9 @@ class Sidecar:
             f"--app-port={self.app_port}", "--app-protocol=http", f"--app-channel-address={LOOPBACK}",
             f"--dapr-http-port={self.http_port}", f"--dapr-grpc-port={self.grpc_port}",
             f"--dapr-internal-grpc-port={self.internal_grpc_port}",
+            f"--dapr-internal-grpc-listen-address={LOOPBACK}",
             f"--dapr-listen-addresses={LOOPBACK}", f"--metrics-port={self.metrics_port}",
+            f"--metrics-listen-address={LOOPBACK}",
             f"--placement-host-address={self.placement_address}",
             f"--scheduler-host-address={self.scheduler_address}",
             f"--resources-path={self.resources_dir}", f"--config={self.config_path}",
@@ -170,6 +173,10 @@ class Sidecar:
         ]
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
         self.process = ManagedProcess(
             name=f"daprd[{self.app_id}{self.replica}]",
             argv=self.argv(),
@@ -177,6 +184,9 @@ class Sidecar:
             env=self.secrets_env,
         )
         self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None, "launch() first"
         self.process.wait_ready(
             lambda: _http_ok(f"{self.http_url}/v1.0/healthz", 204), 90, "/v1.0/healthz 204"
         )

@@ -77,6 +77,11 @@ class KafkaBroker:
                 "-cp", f"{self.lib_dir}/*", *args]
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the broker without waiting; keeps its ports and data across a restart."""
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
         config = self._write_config()
@@ -93,6 +98,9 @@ class KafkaBroker:
         self.process = ManagedProcess(name="kafka", argv=self._java("kafka.Kafka", str(config)),
                                       log_path=log)
         self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None, "launch() first"
         self.process.wait_ready(self._started, timeout=90, what="'Kafka Server started'")
 
     def _started(self) -> bool:

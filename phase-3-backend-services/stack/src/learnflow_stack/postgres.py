@@ -38,6 +38,11 @@ class PostgresServer:
         return f"host={LOOPBACK} port={self.port} user=postgres dbname={DATABASE} sslmode=disable"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the server without waiting; reuses the data directory of an earlier launch."""
         self.port = self.port or free_port()
         data_dir = self.run_dir / "postgres-data"
         socket_dir = self.run_dir / "postgres-socket"
@@ -48,14 +53,8 @@ class PostgresServer:
                 shutil.chown(directory, user, user)
         log = self.run_dir / "logs" / "postgres.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            init = subprocess.run(
-                [str(self.bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                stdout=out, stderr=subprocess.STDOUT, user=user, group=user, check=False,
-            )
-        if init.returncode != 0:
-            raise StartError(f"postgres initdb failed; see {log}")
+        if not (data_dir / "PG_VERSION").exists():
+            self._initdb(data_dir, log, user)
         self.process = ManagedProcess(
             name="postgres",
             argv=[str(self.bindir / "postgres"), "-D", str(data_dir), "-p", str(self.port),
@@ -65,13 +64,26 @@ class PostgresServer:
             user=user,
         )
         self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None, "launch() first"
         self.process.wait_ready(self._accepts_connections, timeout=60, what="accepting connections")
         created = subprocess.run(
             [str(self.bindir / "createdb"), "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres",
              DATABASE], capture_output=True, text=True, check=False,
         )
-        if created.returncode != 0:
+        if created.returncode != 0 and "already exists" not in created.stderr:
             raise StartError(f"createdb {DATABASE} failed: {created.stderr.strip()}")
+
+    def _initdb(self, data_dir: Path, log: Path, user: str | None) -> None:
+        with log.open("ab") as out:
+            init = subprocess.run(
+                [str(self.bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
+                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
+                stdout=out, stderr=subprocess.STDOUT, user=user, group=user, check=False,
+            )
+        if init.returncode != 0:
+            raise StartError(f"postgres initdb failed; see {log}")
 
     def _accepts_connections(self) -> bool:
         if not is_listening(self.port):

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -87,12 +86,19 @@ class Stack:
         _log(f"run directory {self.run_dir} (logs in {self.run_dir / 'logs'})")
         bin_dir = Path(os.environ["LEARNFLOW_DAPR_BIN_DIR"]) if os.environ.get(
             "LEARNFLOW_DAPR_BIN_DIR") else installed_dir("build-dapr.sh")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pg = pool.submit(self._start_postgres) if not self.pg_connection else None
-            kafka = pool.submit(self._start_kafka) if not self.kafka_bootstrap else None
-            for future in (pg, kafka):
-                if future:
-                    future.result()
+        # Children are started from this thread only: they die with the thread that forked them.
+        if not self.kafka_bootstrap:
+            self.kafka = KafkaBroker(installed_dir("install-kafka.sh"), self.run_dir)
+            self.kafka.launch()
+        if not self.pg_connection:
+            self.postgres = PostgresServer(installed_dir("install-postgres.sh"), self.run_dir)
+            self.postgres.start()
+            self.pg_connection = self.postgres.connection_string
+            _log(f"postgres on {LOOPBACK}:{self.postgres.port}")
+        if self.kafka:
+            self.kafka.wait_ready()
+            self.kafka_bootstrap = self.kafka.bootstrap
+            _log(f"kafka on {self.kafka_bootstrap}")
         resources_dir, config_path = render_resources(self.run_dir, self.kafka_bootstrap)
         self.placement = Placement(bin_dir, self.run_dir)
         self.placement.start()
@@ -109,18 +115,6 @@ class Stack:
                 )
         self.write_manifest()
         _log(f"stack ready in {time.monotonic() - started:.1f}s")
-
-    def _start_postgres(self) -> None:
-        self.postgres = PostgresServer(installed_dir("install-postgres.sh"), self.run_dir)
-        self.postgres.start()
-        self.pg_connection = self.postgres.connection_string
-        _log(f"postgres on {LOOPBACK}:{self.postgres.port}")
-
-    def _start_kafka(self) -> None:
-        self.kafka = KafkaBroker(installed_dir("install-kafka.sh"), self.run_dir)
-        self.kafka.start()
-        self.kafka_bootstrap = self.kafka.bootstrap
-        _log(f"kafka on {self.kafka_bootstrap}")
 
     def _start_app(
         self, spec: AppSpec, replica: int, bin_dir: Path, resources_dir: Path, config_path: Path
@@ -142,10 +136,13 @@ class Stack:
             env={"DAPR_HTTP_PORT": str(sidecar.http_port), "DAPR_GRPC_PORT": str(sidecar.grpc_port),
                  "PYTHONUNBUFFERED": "1", **spec.env},
         )
+        # The app and its sidecar wait for each other at start-up (the Dapr SDK waits for the
+        # sidecar before registering actors; daprd waits for the app), so launch both, then wait.
         process.start()
+        sidecar.launch()
+        sidecar.wait_ready()
         process.wait_ready(lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).is_success,
                            60, "/healthz 200")
-        sidecar.start()
         _log(f"{spec.app_id}{suffix}: app {LOOPBACK}:{port}, daprd http {sidecar.http_port}")
         return AppInstance(spec, replica, port, process, sidecar)
 

@@ -43,8 +43,9 @@ class ReplayLessonGenerator:
         try:
             draft = parse_lesson(recording.response.lesson)
         except InvalidLesson as invalid:
+            problems = "; ".join(invalid.problems[:5])
             raise LlmInvalidOutput(
-                f"recording {key} holds an invalid lesson", invalid.problems
+                f"recording {key} holds an invalid lesson: {problems}", invalid.problems
             ) from invalid
         return GeneratedLesson(
             draft=draft,

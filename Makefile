@@ -1,0 +1,38 @@
+# LearnFlow phase 3. `make run` and `make test` set up a fresh machine first (cached after).
+SHELL := /bin/bash
+PHASE := phase-3-backend-services
+export UV_PYTHON_DOWNLOADS := never
+UV = $(shell bash $(PHASE)/scripts/ensure-uv.sh)
+
+.PHONY: setup run test unit integration lint demo bench evals clean-runs
+
+setup:
+	@bash $(PHASE)/scripts/bootstrap.sh
+
+run: setup  ## the two services with their sidecars on the local stack, until Ctrl-C
+	@$(UV) run --frozen learnflow-stack up
+
+test: setup lint  ## every test: unit, evals, deploy checks, integration on the real stack
+	@$(UV) run --frozen pytest
+
+unit: setup
+	@$(UV) run --frozen pytest -m "not integration"
+
+integration: setup
+	@$(UV) run --frozen pytest -m integration
+
+lint:
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src
+
+demo:  ## walk the whole loop against the stack `make run` started
+	@$(UV) run --frozen learnflow-stack demo
+
+bench: setup  ## start a stack, measure, print figures
+	@$(UV) run --frozen learnflow-stack bench
+
+evals:
+	@$(UV) run --frozen python $(PHASE)/evals/run_evals.py
+
+clean-runs:
+	rm -rf /tmp/learnflow-runs

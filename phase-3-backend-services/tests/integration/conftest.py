@@ -1,0 +1,152 @@
+"""One real stack for the integration suite: PostgreSQL, Kafka, placement, scheduler,
+User Progress and two Course Agent replicas, each with its daprd. The LLM is the only double:
+a local OpenAI-compatible stub that counts the calls it gets."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from learnflow_stack import services
+from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.process import ManagedProcess
+from learnflow_stack.stack import Stack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@dataclass
+class LlmStub:
+    url: str
+    process: ManagedProcess
+
+    def calls(self) -> int:
+        count: int = httpx.get(f"{self.url}/stub/calls", timeout=5).json()["calls"]
+        return count
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/stub/reset", timeout=5).raise_for_status()
+
+    def mode(self, mode: str | None = None, delay_seconds: float | None = None) -> None:
+        body = {k: v for k, v in {"mode": mode, "delay_seconds": delay_seconds}.items() if v is not None}
+        httpx.post(f"{self.url}/stub/mode", json=body, timeout=5).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def llm_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmStub]:
+    port = free_port()
+    process = ManagedProcess(
+        name="llm-stub",
+        argv=[sys.executable, "-m", "learnflow_stack.llm_stub", "--port", str(port), "--delay", "0"],
+        log_path=tmp_path_factory.mktemp("llm-stub") / "llm-stub.log",
+    )
+    process.start()
+    stub = LlmStub(f"http://{LOOPBACK}:{port}", process)
+    process.wait_ready(lambda: httpx.get(f"{stub.url}/stub/calls", timeout=1).is_success, 30, "/stub/calls")
+    yield stub
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(llm_stub: LlmStub) -> Iterator[Stack]:
+    agent_env = {
+        "COURSE_AGENT_LLM_PROVIDER": "openai",
+        "COURSE_AGENT_LLM_BASE_URL": f"{llm_stub.url}/v1",
+        "COURSE_AGENT_LLM_API_KEY": "stub-key",  # the stub ignores it; not a secret
+        "COURSE_AGENT_LLM_TIMEOUT_SECONDS": "3",
+        "COURSE_AGENT_LLM_MAX_RETRIES": "0",
+        "COURSE_AGENT_OUTBOX_RELAY_SECONDS": "1",
+        "COURSE_AGENT_PROGRESS_TIMEOUT_SECONDS": "1",
+    }
+    progress_env = {"USER_PROGRESS_OUTBOX_FLUSH_SECONDS": "1"}
+    with Stack([services.user_progress(progress_env), services.course_agent(agent_env, replicas=2)]) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _stub_back_to_normal(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "llm_stub" in request.fixturenames:
+        request.getfixturevalue("llm_stub").reset()
+
+
+@pytest.fixture(scope="session")
+def pg(stack: Stack) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(stack.pg_connection, autocommit=True) as connection:
+        yield connection
+
+
+def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
+    """The stored value of a Dapr state key, read straight from PostgreSQL (not through Dapr)."""
+    row = pg.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
+    return row[0] if row else None
+
+
+TopicReader = Callable[[str, Callable[[dict[str, Any]], bool]], list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def read_topic(stack: Stack) -> TopicReader:
+    """Everything now on a Kafka topic that ``matches``, read by an independent Kafka client.
+
+    Values are Dapr CloudEvents (JSON). A topic that does not exist yet reads as empty.
+    """
+
+    def read(topic: str, matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        consumer = Consumer({
+            "bootstrap.servers": stack.kafka_bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        })
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                return []
+            ends = {}
+            for partition in metadata.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high > low:
+                    ends[partition] = high
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+            found: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 30
+            while ends and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None or message.error():
+                    continue
+                event = json.loads(message.value())
+                if matches(event):
+                    found.append(event)
+                if message.offset() + 1 >= ends.get(message.partition(), 0):
+                    ends.pop(message.partition(), None)
+            return found
+        finally:
+            consumer.close()
+
+    return read
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.25) -> Any:
+    """Poll until ``check`` returns something truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
