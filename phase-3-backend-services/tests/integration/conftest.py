@@ -93,7 +93,7 @@ def pg(stack: Stack) -> Iterator[psycopg.Connection[Any]]:
 def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
     """The stored value of a Dapr state key, read straight from PostgreSQL (not through Dapr)."""
     row = pg.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
-    return row[0] if row else None
+    return json.loads(bytes(row[0])) if row else None  # v2 keeps values as JSON bytes (bytea)
 
 
 TopicReader = Callable[[str, Callable[[dict[str, Any]], bool]], list[dict[str, Any]]]

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
 from learnflow_stack.dapr import Sidecar, UnsafeNameResolution, render_resources
-from learnflow_stack.paths import installed_dir
+from learnflow_stack.paths import installed_dir, runs_root
 
 from .conftest import eventually
 
@@ -83,9 +84,14 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
     process = subprocess.Popen(
         [sys.executable, "-m", "learnflow_stack.cli", "up"],
         env={**os.environ, "LEARNFLOW_RUNS_DIR": str(runs_dir)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=(runs_dir / "launcher.log").open("wb"),
     )
-    manifest = eventually(lambda: next(iter(runs_dir.glob("*/stack.json")), None), timeout=180)
+
+    def manifest_written() -> Path | None:
+        assert process.poll() is None, (runs_dir / "launcher.log").read_text()
+        return next(iter(runs_dir.glob("*/stack.json")), None)
+
+    manifest = eventually(manifest_written, timeout=180)
     pids: dict[str, int] = json.loads(manifest.read_text())["pids"]
     assert len(pids) == 8  # postgres, kafka, placement, scheduler, 2 apps, 2 daprd
     assert all(_pid_alive(pid) for pid in pids.values())
@@ -93,8 +99,11 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
-def test_launcher_leaves_no_process_behind(tmp_path: Path, how: signal.Signals) -> None:
-    process, pids = _start_cli(tmp_path)
+def test_launcher_leaves_no_process_behind(how: signal.Signals) -> None:
+    # Under the runs root, not pytest's private tmp: PostgreSQL runs as its own user.
+    runs_dir = runs_root() / f"launcher-test-{uuid.uuid4().hex[:8]}"
+    runs_dir.mkdir(parents=True)
+    process, pids = _start_cli(runs_dir)
 
     process.send_signal(how)
     process.wait(timeout=60)

@@ -1,0 +1,451 @@
+"""Everything the manifests, the Dapr resources, the Dockerfiles, minikube-up.sh and the code
+name must exist and agree: selectors and ports, app ids, components, topics, secrets,
+settings and actor types. Names come from learnflow_contracts.names and components/*.yaml,
+so drift on either side fails here."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from learnflow_contracts import names
+
+DEPLOY_DIR = Path(__file__).resolve().parents[1]
+PHASE_DIR = DEPLOY_DIR.parent
+NAMESPACE = "phase-3-backend-services"
+APP_IDS = {names.COURSE_AGENT_APP_ID, names.USER_PROGRESS_APP_ID}
+APP_SETTINGS = {
+    names.COURSE_AGENT_APP_ID: ("course_agent.settings", "COURSE_AGENT_"),
+    names.USER_PROGRESS_APP_ID: ("user_progress.settings", "USER_PROGRESS_"),
+}
+Manifest = dict[str, Any]
+Stages = list[list[tuple[str, str]]]
+
+
+def of_kind(docs: list[Manifest], *kinds: str) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] in kinds]
+
+
+def named(docs: list[Manifest], kind: str, name: str) -> Manifest:
+    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def pod_spec(workload: Manifest) -> Manifest:
+    spec: Manifest = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(workload: Manifest) -> list[Manifest]:
+    spec = pod_spec(workload)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def service_deployments(docs: list[Manifest]) -> list[Manifest]:
+    return [
+        d for d in of_kind(docs, "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "app"
+    ]
+
+
+def dapr_annotation(deployment: Manifest, key: str) -> str:
+    value: str = deployment["spec"]["template"]["metadata"]["annotations"][f"dapr.io/{key}"]
+    return value
+
+
+def metadata_items(component: Manifest) -> dict[str, Any]:
+    return {item["name"]: item for item in component["spec"]["metadata"]}
+
+
+def minikube_up() -> str:
+    return (DEPLOY_DIR / "minikube-up.sh").read_text()
+
+
+def script_assignment(name: str) -> str:
+    found = re.search(rf"^{name}=(\S+)$", minikube_up(), re.MULTILINE)
+    assert found, f"minikube-up.sh does not set {name}"
+    return found.group(1)
+
+
+def secrets_created_by_minikube_up() -> dict[str, set[str]]:
+    """Secret name -> keys, from the `kubectl create secret generic` calls in minikube-up.sh."""
+    created: dict[str, set[str]] = {}
+    for call in re.finditer(r"create secret generic (\S+)((?:\s*\\\n\s*--from-file=\S+)*)",
+                            minikube_up()):
+        created[call.group(1)] = set(re.findall(r"--from-file=(\w+)=", call.group(2)))
+    return created
+
+
+# --- workloads, services, ports -------------------------------------------------------------
+
+
+def test_workload_selectors_match_their_pod_labels(rendered_overlay: list[Manifest]) -> None:
+    for workload in of_kind(rendered_overlay, "Deployment", "StatefulSet"):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), workload["metadata"]["name"]
+
+
+def test_every_service_selects_one_workload_on_a_declared_port(
+    rendered_overlay: list[Manifest],
+) -> None:
+    workloads = of_kind(rendered_overlay, "Deployment", "StatefulSet")
+    for service in of_kind(rendered_overlay, "Service"):
+        selector = service["spec"]["selector"]
+        (target,) = [
+            w for w in workloads
+            if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        declared = {
+            key
+            for container in pod_spec(target)["containers"]
+            for port in container.get("ports", [])
+            for key in (port["containerPort"], port.get("name"))
+        }
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in declared, f"{service['metadata']['name']} {port}"
+
+
+def test_services_listen_where_dapr_the_service_and_the_image_expect(
+    rendered_overlay: list[Manifest], dockerfiles: dict[str, Stages]
+) -> None:
+    deployments = service_deployments(rendered_overlay)
+    assert {d["metadata"]["name"] for d in deployments} == APP_IDS
+    for deployment in deployments:
+        app = deployment["metadata"]["name"]
+        (container,) = pod_spec(deployment)["containers"]
+        (port,) = container["ports"]
+        runtime = dockerfiles[app][-1]
+        cmd = json.loads(runtime[-1][1])
+        exposed = [args for keyword, args in runtime if keyword == "EXPOSE"]
+        service_port = named(rendered_overlay, "Service", app)["spec"]["ports"][0]
+        assert (
+            int(dapr_annotation(deployment, "app-port"))
+            == port["containerPort"]
+            == int(cmd[cmd.index("--port") + 1])
+            == int(exposed[0])
+            == service_port["port"]
+        )
+        assert service_port["targetPort"] == port["name"]
+        probes = {kind: container[kind]["httpGet"] for kind in
+                  ("startupProbe", "livenessProbe", "readinessProbe")}
+        assert {kind: probe["path"] for kind, probe in probes.items()} == {
+            "startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"
+        }
+        assert all(probe["port"] == port["name"] for probe in probes.values())
+
+
+def test_service_images_are_built_from_the_service_dockerfiles(
+    rendered_overlay: list[Manifest],
+) -> None:
+    # minikube-up.sh builds learnflow/<service>:<tag> from <service>/Dockerfile.
+    for deployment in service_deployments(rendered_overlay):
+        (container,) = pod_spec(deployment)["containers"]
+        repository, _, tag = container["image"].partition(":")
+        assert repository == f"learnflow/{deployment['metadata']['name']}" and tag
+        assert (PHASE_DIR / deployment["metadata"]["name"] / "Dockerfile").is_file()
+        assert container["imagePullPolicy"] == "Never", "images exist only inside Minikube"
+
+
+def test_pods_are_non_root_read_only_and_cannot_escalate(
+    rendered_overlay: list[Manifest],
+) -> None:
+    for workload in of_kind(rendered_overlay, "Deployment", "StatefulSet", "Job"):
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] > 0
+        for container in containers(workload):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert {"requests", "limits"} <= container["resources"].keys()
+
+
+# --- Dapr: app ids, configuration, actor types ---------------------------------------------
+
+
+def test_app_ids_are_unique_and_those_of_the_contracts(rendered_overlay: list[Manifest]) -> None:
+    deployments = service_deployments(rendered_overlay)
+    app_ids = [dapr_annotation(d, "app-id") for d in deployments]
+    assert sorted(app_ids) == sorted(APP_IDS)
+    for deployment in deployments:
+        # minikube-up.sh finds a service's pod and container by its Deployment name.
+        app = deployment["metadata"]["name"]
+        (container,) = pod_spec(deployment)["containers"]
+        assert dapr_annotation(deployment, "app-id") == app == container["name"]
+        assert deployment["spec"]["template"]["metadata"]["labels"][
+            "app.kubernetes.io/name"] == app
+        assert dapr_annotation(deployment, "enabled") == "true"
+        for key in ("config", "enable-metrics", "metrics-port", "log-level"):
+            assert dapr_annotation(deployment, key)
+
+
+def test_sidecars_use_the_cluster_configuration(rendered_overlay: list[Manifest]) -> None:
+    configurations = {d["metadata"]["name"] for d in of_kind(rendered_overlay, "Configuration")}
+    assert configurations == {names.DAPR_CONFIGURATION}
+    for deployment in service_deployments(rendered_overlay):
+        assert dapr_annotation(deployment, "config") in configurations
+
+
+def test_declared_actor_types_are_the_ones_each_service_registers(
+    rendered_overlay: list[Manifest],
+) -> None:
+    from dapr.actor import Actor
+
+    for deployment in service_deployments(rendered_overlay):
+        app = deployment["metadata"]["name"]
+        declared = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"].split(",")
+        main = importlib.import_module(f"{app.replace('-', '_')}.main")
+        registered = {
+            name for name, value in vars(main).items()
+            if isinstance(value, type) and issubclass(value, Actor) and value is not Actor
+        }
+        assert set(declared) == registered, app
+
+
+# --- Dapr resources: the same names and semantics as the local stack -----------------------
+
+
+def is_secret_store(doc: Manifest) -> bool:
+    return doc["kind"] == "Component" and doc["spec"]["type"].startswith("secretstores.")
+
+
+def test_components_are_those_of_the_local_stack_and_the_contracts(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    # Locally secrets come from a secretstores.local.env component; in the cluster from Dapr's
+    # built-in "kubernetes" secret store, which needs no Component.
+    local = {
+        d["metadata"]["name"]: d
+        for d in of_kind(local_dapr_resources, "Component") if not is_secret_store(d)
+    }
+    cluster = {d["metadata"]["name"]: d for d in of_kind(cluster_dapr_resources, "Component")}
+    assert cluster.keys() == local.keys() == {names.STATESTORE, names.PUBSUB}
+    for name, component in cluster.items():
+        assert component["spec"]["type"] == local[name]["spec"]["type"]
+        assert component["spec"]["version"] == local[name]["spec"]["version"]
+        assert component["scopes"] == local[name]["scopes"]
+        assert set(component["scopes"]) <= APP_IDS
+
+
+def test_pubsub_differs_from_local_only_in_its_brokers(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    cluster = metadata_items(named(cluster_dapr_resources, "Component", names.PUBSUB))
+    local = metadata_items(named(local_dapr_resources, "Component", names.PUBSUB))
+    assert {k: v for k, v in cluster.items() if k != "brokers"} == {
+        k: v for k, v in local.items() if k != "brokers"
+    }
+
+
+def test_pubsub_brokers_are_the_in_cluster_kafka(
+    cluster_dapr_resources: list[Manifest], rendered_overlay: list[Manifest]
+) -> None:
+    brokers = metadata_items(named(cluster_dapr_resources, "Component", names.PUBSUB))["brokers"]
+    kafka = named(rendered_overlay, "Service", "kafka")
+    address = f"kafka.{NAMESPACE}.svc.cluster.local:{kafka['spec']['ports'][0]['port']}"
+    assert brokers["value"] == address
+    (settings,) = [
+        c for c in of_kind(rendered_overlay, "ConfigMap")
+        if c["metadata"]["name"].startswith("kafka-settings")
+    ]
+    assert settings["data"]["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{address}"
+    job = named(rendered_overlay, "Job", "kafka-topics")
+    env = {e["name"]: e.get("value") for e in pod_spec(job)["containers"][0]["env"]}
+    assert env["BOOTSTRAP_SERVER"] == address
+
+
+def test_statestore_differs_from_local_only_in_where_its_secret_comes_from(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    cluster_store = named(cluster_dapr_resources, "Component", names.STATESTORE)
+    local_store = named(local_dapr_resources, "Component", names.STATESTORE)
+    cluster, local = metadata_items(cluster_store), metadata_items(local_store)
+    assert {k: v for k, v in cluster.items() if k != "connectionString"} == {
+        k: v for k, v in local.items() if k != "connectionString"
+    }
+    assert cluster["connectionString"].keys() == local["connectionString"].keys() == {
+        "name", "secretKeyRef"
+    }
+    assert cluster_store["auth"] == {"secretStore": "kubernetes"}
+    local_store_name = local_store["auth"]["secretStore"]
+    assert is_secret_store(named(local_dapr_resources, "Component", local_store_name))
+
+
+def test_subscription_and_resiliency_are_identical_to_local(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    for kind in ("Subscription", "Resiliency"):
+        (cluster,) = of_kind(cluster_dapr_resources, kind)
+        (local,) = of_kind(local_dapr_resources, kind)
+        # Kustomize adds the namespace and the part-of label; nothing else may differ.
+        assert {**cluster, "metadata": {"name": cluster["metadata"]["name"]}} == local, kind
+
+
+def test_configuration_matches_local_except_name_resolution(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    # Kubernetes mode resolves app ids through cluster DNS; sqlite is for the local stack.
+    cluster = named(cluster_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
+    local = named(local_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
+    assert "nameResolution" not in cluster["spec"]
+    assert cluster["spec"] == {k: v for k, v in local["spec"].items() if k != "nameResolution"}
+
+
+def test_resiliency_targets_name_real_apps_components_and_policies(
+    cluster_dapr_resources: list[Manifest],
+) -> None:
+    (resiliency,) = of_kind(cluster_dapr_resources, "Resiliency")
+    policies, targets = resiliency["spec"]["policies"], resiliency["spec"]["targets"]
+    components = {d["metadata"]["name"] for d in of_kind(cluster_dapr_resources, "Component")}
+    assert set(targets.get("apps", {})) <= APP_IDS
+    assert set(targets.get("components", {})) <= components
+    kinds = {"timeout": "timeouts", "retry": "retries", "circuitBreaker": "circuitBreakers"}
+    uses = [*targets.get("apps", {}).values()] + [
+        direction
+        for component in targets.get("components", {}).values()
+        for direction in component.values()
+    ]
+    for use in uses:
+        for key, policy in use.items():
+            assert policy in policies[kinds[key]], f"{key} {policy}"
+
+
+def test_topics_are_those_of_the_contracts_and_all_get_created(
+    cluster_dapr_resources: list[Manifest], rendered_overlay: list[Manifest]
+) -> None:
+    contract_topics = {
+        value for key, value in vars(names).items() if key.endswith("_TOPIC")
+    }
+    (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
+    spec = subscription["spec"]
+    assert spec["pubsubname"] == names.PUBSUB
+    assert spec["topic"] == names.LESSON_GENERATED_TOPIC
+    assert spec["deadLetterTopic"] == names.LESSON_GENERATED_DEADLETTER_TOPIC
+    assert subscription["scopes"] == [names.USER_PROGRESS_APP_ID]
+    created = set(pod_spec(named(rendered_overlay, "Job", "kafka-topics"))["containers"][0]["args"])
+    assert created == contract_topics
+
+
+def test_subscription_route_is_served_by_user_progress(
+    cluster_dapr_resources: list[Manifest],
+) -> None:
+    from user_progress.api import router
+
+    (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
+    route = subscription["spec"]["routes"]["default"]
+    assert any(getattr(r, "path", None) == route and "POST" in getattr(r, "methods", ())
+               for r in router.routes)
+
+
+# --- secrets, settings ---------------------------------------------------------------------
+
+
+def secret_references(docs: list[Manifest]) -> list[tuple[str, str, bool]]:
+    """(secret, key, optional) for every secret a workload or a Dapr component reads."""
+    found = []
+    for workload in of_kind(docs, "Deployment", "StatefulSet", "Job"):
+        mounts = {}
+        for volume in pod_spec(workload).get("volumes", []):
+            if "secret" in volume:
+                mounts[volume["name"]] = volume["secret"]["secretName"]
+        for container in containers(workload):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    found.append((ref["name"], ref["key"], ref.get("optional", False)))
+            mount_paths = {
+                m["mountPath"]: mounts[m["name"]]
+                for m in container.get("volumeMounts", []) if m["name"] in mounts
+            }
+            for env in container.get("env", []):
+                # PostgreSQL's *_FILE variables name a key file inside a mounted Secret.
+                directory, _, key = env.get("value", "").rpartition("/")
+                if env["name"].endswith("_FILE") and directory in mount_paths:
+                    found.append((mount_paths[directory], key, False))
+    for component in of_kind(docs, "Component"):
+        for item in component["spec"]["metadata"]:
+            if "secretKeyRef" in item:
+                ref = item["secretKeyRef"]
+                found.append((ref["name"], ref["key"], False))
+    return found
+
+
+def test_every_secret_read_is_created_by_minikube_up(rendered_overlay: list[Manifest]) -> None:
+    created = secrets_created_by_minikube_up()
+    references = secret_references(rendered_overlay)
+    assert {"postgres-credentials", "learnflow-secrets", "course-agent-llm"} <= {
+        name for name, _, _ in references
+    }
+    for name, key, optional in references:
+        assert name in created, f"secret {name} is read but never created"
+        assert optional or key in created[name], f"secret {name} has no key {key}"
+
+
+def test_connection_string_targets_the_postgres_minikube_up_deploys(
+    rendered_overlay: list[Manifest],
+) -> None:
+    postgres = named(rendered_overlay, "StatefulSet", "postgres")
+    env = {e["name"]: e.get("value") for e in pod_spec(postgres)["containers"][0]["env"]}
+    assert env["POSTGRES_DB"] == script_assignment("PG_DATABASE")
+    assert script_assignment("NAMESPACE") == NAMESPACE
+    port = named(rendered_overlay, "Service", "postgres")["spec"]["ports"][0]["port"]
+    assert f"host=postgres.%s.svc.cluster.local port={port} " in minikube_up()
+
+
+def test_every_config_map_read_exists(rendered_overlay: list[Manifest]) -> None:
+    config_maps = {c["metadata"]["name"]: c for c in of_kind(rendered_overlay, "ConfigMap")}
+    for workload in of_kind(rendered_overlay, "Deployment", "StatefulSet", "Job"):
+        for container in containers(workload):
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] in config_maps
+
+
+@pytest.mark.parametrize("app", sorted(APP_SETTINGS))
+def test_service_settings_in_manifests_and_image_are_known_to_the_service(
+    app: str, rendered_overlay: list[Manifest], dockerfiles: dict[str, Stages]
+) -> None:
+    module, prefix = APP_SETTINGS[app]
+    settings = importlib.import_module(module).Settings
+    known = {f"{prefix}{field}".upper() for field in settings.model_fields} | {
+        choice.upper()
+        for info in settings.model_fields.values()
+        for choice in getattr(info.validation_alias, "choices", [])
+        if isinstance(choice, str)
+    }
+    deployment = named(rendered_overlay, "Deployment", app)
+    (container,) = pod_spec(deployment)["containers"]
+    config_maps = {c["metadata"]["name"]: c for c in of_kind(rendered_overlay, "ConfigMap")}
+    set_vars = {e["name"] for e in container.get("env", [])} | {
+        key
+        for source in container.get("envFrom", [])
+        for key in config_maps[source["configMapRef"]["name"]]["data"]
+    }
+    image_env = " ".join(args for keyword, args in dockerfiles[app][-1] if keyword == "ENV")
+    set_vars |= {pair.split("=", 1)[0] for pair in image_env.split()}
+    unknown = {var for var in set_vars if var.startswith(prefix)} - known
+    assert not unknown, f"{app} has no setting for {sorted(unknown)}"
+    assert any(var.startswith(prefix) for var in set_vars)
+
+
+def test_course_agent_defaults_to_replay_in_the_cluster(rendered_overlay: list[Manifest]) -> None:
+    (settings,) = [
+        c for c in of_kind(rendered_overlay, "ConfigMap")
+        if c["metadata"]["name"].startswith("course-agent-settings")
+    ]
+    assert settings["data"]["COURSE_AGENT_LLM_PROVIDER"] == "replay"
+
+
+def test_smoke_test_asks_for_a_recorded_eval_case(smoke_test_module: Any) -> None:
+    cases = yaml.safe_load((PHASE_DIR / "evals" / "cases.yaml").read_text())["cases"]
+    new_learner_requests = [
+        {k: v for k, v in case["request"].items() if k != "learner_id"}
+        for case in cases if "progress" not in case
+    ]
+    assert smoke_test_module.LESSON_REQUEST in new_learner_requests
