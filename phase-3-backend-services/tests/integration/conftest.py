@@ -16,7 +16,6 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-
 from learnflow_stack import services
 from learnflow_stack.ports import LOOPBACK, free_port
 from learnflow_stack.process import ManagedProcess
@@ -42,7 +41,9 @@ class LlmStub:
         httpx.post(f"{self.url}/stub/reset", timeout=5).raise_for_status()
 
     def mode(self, mode: str | None = None, delay_seconds: float | None = None) -> None:
-        body = {k: v for k, v in {"mode": mode, "delay_seconds": delay_seconds}.items() if v is not None}
+        body = {
+            k: v for k, v in {"mode": mode, "delay_seconds": delay_seconds}.items() if v is not None
+        }
         httpx.post(f"{self.url}/stub/mode", json=body, timeout=5).raise_for_status()
 
 
@@ -51,12 +52,22 @@ def llm_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmStub]:
     port = free_port()
     process = ManagedProcess(
         name="llm-stub",
-        argv=[sys.executable, "-m", "learnflow_stack.llm_stub", "--port", str(port), "--delay", "0"],
+        argv=[
+            sys.executable,
+            "-m",
+            "learnflow_stack.llm_stub",
+            "--port",
+            str(port),
+            "--delay",
+            "0",
+        ],
         log_path=tmp_path_factory.mktemp("llm-stub") / "llm-stub.log",
     )
     process.start()
     stub = LlmStub(f"http://{LOOPBACK}:{port}", process)
-    process.wait_ready(lambda: httpx.get(f"{stub.url}/stub/calls", timeout=1).is_success, 30, "/stub/calls")
+    process.wait_ready(
+        lambda: httpx.get(f"{stub.url}/stub/calls", timeout=1).is_success, 30, "/stub/calls"
+    )
     yield stub
     process.stop()
 
@@ -73,7 +84,9 @@ def stack(llm_stub: LlmStub) -> Iterator[Stack]:
         "COURSE_AGENT_PROGRESS_TIMEOUT_SECONDS": "1",
     }
     progress_env = {"USER_PROGRESS_OUTBOX_FLUSH_SECONDS": "1"}
-    with Stack([services.user_progress(progress_env), services.course_agent(agent_env, replicas=2)]) as running:
+    with Stack(
+        [services.user_progress(progress_env), services.course_agent(agent_env, replicas=2)]
+    ) as running:
         yield running
 
 
@@ -107,18 +120,22 @@ def read_topic(stack: Stack) -> TopicReader:
     """
 
     def read(topic: str, matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
-        consumer = Consumer({
-            "bootstrap.servers": stack.kafka_bootstrap,
-            "group.id": f"test-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": stack.kafka_bootstrap,
+                "group.id": f"test-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
         try:
             metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
             if metadata is None or metadata.error is not None:
                 return []
             ends = {}
             for partition in metadata.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
                 if high > low:
                     ends[partition] = high
             consumer.assign([TopicPartition(topic, p, 0) for p in ends])

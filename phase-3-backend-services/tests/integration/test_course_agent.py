@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import psycopg
-
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 from learnflow_stack.stack import Stack
 
@@ -19,9 +18,15 @@ def _learner() -> str:
     return f"learner-{uuid.uuid4().hex[:10]}"
 
 
-def _generate(stack: Stack, replica: int = 0, headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
-    return httpx.post(f"{stack.app('course-agent', replica).url}/generate-lesson", json=body,
-                      headers=headers, timeout=60)
+def _generate(
+    stack: Stack, replica: int = 0, headers: dict[str, str] | None = None, **body: Any
+) -> httpx.Response:
+    return httpx.post(
+        f"{stack.app('course-agent', replica).url}/generate-lesson",
+        json=body,
+        headers=headers,
+        timeout=60,
+    )
 
 
 def test_a_generated_lesson_is_stored_in_postgres_and_announced_on_kafka(
@@ -34,12 +39,18 @@ def test_a_generated_lesson_is_stored_in_postgres_and_announced_on_kafka(
     assert response.status_code == 201, response.text
     lesson = response.json()
     assert lesson["from_cache"] is False
-    assert lesson["personalized"] is False and lesson["personalization"] == "no_history"
-    assert lesson["prompt_tokens"] > 0 and lesson["completion_tokens"] > 0
+    assert lesson["personalized"] is False
+    assert lesson["personalization"] == "no_history"
+    assert lesson["prompt_tokens"] > 0
+    assert lesson["completion_tokens"] > 0
     stored = state_row(pg, f"course-agent||lesson-{lesson['lesson_id']}")
     assert stored["content"]["title"] == lesson["content"]["title"]
-    events = eventually(lambda: read_topic(LESSON_GENERATED_TOPIC,
-                                           lambda e: e.get("data", {}).get("lesson_id") == lesson["lesson_id"]))
+    events = eventually(
+        lambda: read_topic(
+            LESSON_GENERATED_TOPIC,
+            lambda e: e.get("data", {}).get("lesson_id") == lesson["lesson_id"],
+        )
+    )
     assert events[0]["id"] == lesson["lesson_id"]
     assert events[0]["data"]["learner_id"] == learner
 
@@ -57,17 +68,23 @@ def test_a_repeat_is_a_cache_hit_without_an_llm_call(stack: Stack, llm_stub: Llm
     assert llm_stub.calls() == calls
 
 
-def test_concurrent_identical_requests_on_two_replicas_make_one_llm_call(stack: Stack, llm_stub: LlmStub) -> None:
+def test_concurrent_identical_requests_on_two_replicas_make_one_llm_call(
+    stack: Stack, llm_stub: LlmStub
+) -> None:
     llm_stub.mode(delay_seconds=1.0)
     body = {"learner_id": _learner(), "topic": "Plate tectonics", "level": "advanced"}
     calls = llm_stub.calls()
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=60) as client:
-            return await asyncio.gather(*(
-                client.post(f"{stack.app('course-agent', i % 2).url}/generate-lesson", json=body)
-                for i in range(10)
-            ))
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{stack.app('course-agent', i % 2).url}/generate-lesson", json=body
+                    )
+                    for i in range(10)
+                )
+            )
 
     responses = asyncio.run(burst())
 
@@ -78,12 +95,16 @@ def test_concurrent_identical_requests_on_two_replicas_make_one_llm_call(stack: 
 
 def test_lessons_are_listed_newest_first_with_topic_filter_and_cursor(stack: Stack) -> None:
     learner = _learner()
-    created = [_generate(stack, learner_id=learner, topic=t, level="beginner").json()["lesson_id"]
-               for t in ("Atoms", "Cells", "Atoms for engineers", "Comets")]
+    created = [
+        _generate(stack, learner_id=learner, topic=t, level="beginner").json()["lesson_id"]
+        for t in ("Atoms", "Cells", "Atoms for engineers", "Comets")
+    ]
     url = f"{stack.app('course-agent').url}/lessons"
 
     first = httpx.get(url, params={"learner_id": learner, "limit": 3}, timeout=10).json()
-    rest = httpx.get(url, params={"learner_id": learner, "limit": 3, "cursor": first["next_cursor"]}, timeout=10).json()
+    rest = httpx.get(
+        url, params={"learner_id": learner, "limit": 3, "cursor": first["next_cursor"]}, timeout=10
+    ).json()
     comets = httpx.get(url, params={"learner_id": learner, "topic": "COMETS"}, timeout=10).json()
 
     assert [i["lesson_id"] for i in first["items"]] == created[::-1][:3]
@@ -104,7 +125,9 @@ def test_one_lesson_by_id_and_a_clear_404(stack: Stack) -> None:
     assert missing.json()["error"]["code"] == "lesson_not_found"
 
 
-def test_idempotency_key_replays_the_same_lesson_and_refuses_another_body(stack: Stack, llm_stub: LlmStub) -> None:
+def test_idempotency_key_replays_the_same_lesson_and_refuses_another_body(
+    stack: Stack, llm_stub: LlmStub
+) -> None:
     learner = _learner()
     key = {"Idempotency-Key": uuid.uuid4().hex}
     first = _generate(stack, headers=key, learner_id=learner, topic="Glaciers")
@@ -135,8 +158,12 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
 
 
 def test_llm_failures_map_to_clear_statuses(stack: Stack, llm_stub: LlmStub) -> None:
-    expectations = [("rate_limit", 503, "llm_unavailable"), ("server_error", 503, "llm_unavailable"),
-                    ("invalid", 502, "llm_invalid_output"), ("hang", 504, "llm_timeout")]
+    expectations = [
+        ("rate_limit", 503, "llm_unavailable"),
+        ("server_error", 503, "llm_unavailable"),
+        ("invalid", 502, "llm_invalid_output"),
+        ("hang", 504, "llm_timeout"),
+    ]
     for mode, status, code in expectations:
         llm_stub.mode(mode)
         response = _generate(stack, learner_id=_learner(), topic=f"Failure mode {mode}")

@@ -9,19 +9,23 @@ from typing import Any
 
 import httpx
 import psycopg
-
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 from learnflow_stack.stack import Stack
 
 from .conftest import TopicReader, eventually, state_row
 
 
-def test_state_saved_through_daprd_is_a_postgres_row(stack: Stack, pg: psycopg.Connection[Any]) -> None:
+def test_state_saved_through_daprd_is_a_postgres_row(
+    stack: Stack, pg: psycopg.Connection[Any]
+) -> None:
     agent = stack.app("course-agent")
     key, value = f"probe-{uuid.uuid4().hex}", {"written_by": "test", "n": 42}
 
-    saved = httpx.post(f"{agent.sidecar.http_url}/v1.0/state/statestore",
-                       json=[{"key": key, "value": value}], timeout=10)
+    saved = httpx.post(
+        f"{agent.sidecar.http_url}/v1.0/state/statestore",
+        json=[{"key": key, "value": value}],
+        timeout=10,
+    )
 
     assert saved.status_code == 204
     assert state_row(pg, f"course-agent||{key}") == value
@@ -33,21 +37,42 @@ def test_message_published_by_one_sidecar_reaches_the_other_app_and_kafka(
     agent, progress = stack.app("course-agent"), stack.app("user-progress")
     learner, lesson_id = f"learner-{uuid.uuid4().hex[:8]}", f"lesson-{uuid.uuid4().hex}"
     event = {
-        "schema_version": 1, "lesson_id": lesson_id, "learner_id": learner, "topic": "Kafka",
-        "level": "beginner", "title": "Kafka basics", "objectives": [{"id": "O1", "text": "Explain a topic"}],
-        "personalized": False, "prompt_id": "lesson", "prompt_version": "v1", "model": "test",
+        "schema_version": 1,
+        "lesson_id": lesson_id,
+        "learner_id": learner,
+        "topic": "Kafka",
+        "level": "beginner",
+        "title": "Kafka basics",
+        "objectives": [{"id": "O1", "text": "Explain a topic"}],
+        "personalized": False,
+        "prompt_id": "lesson",
+        "prompt_version": "v1",
+        "model": "test",
         "created_at": datetime.now(UTC).isoformat(),
     }
 
-    published = httpx.post(f"{agent.sidecar.http_url}/v1.0/publish/pubsub/{LESSON_GENERATED_TOPIC}",
-                           json=event, timeout=10)
+    published = httpx.post(
+        f"{agent.sidecar.http_url}/v1.0/publish/pubsub/{LESSON_GENERATED_TOPIC}",
+        json=event,
+        timeout=10,
+    )
 
     assert published.status_code == 204
-    status = eventually(lambda: (s := httpx.get(f"{progress.url}/status", params={"learner_id": learner},
-                                                timeout=10).json())["lessons_assigned"] == 1 and s)
+    status = eventually(
+        lambda: (
+            s := httpx.get(
+                f"{progress.url}/status", params={"learner_id": learner}, timeout=10
+            ).json()
+        )["lessons_assigned"]
+        == 1
+        and s
+    )
     assert status["learner_id"] == learner
-    on_topic = eventually(lambda: read_topic(LESSON_GENERATED_TOPIC,
-                                             lambda e: e.get("data", {}).get("lesson_id") == lesson_id))
+    on_topic = eventually(
+        lambda: read_topic(
+            LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("lesson_id") == lesson_id
+        )
+    )
     assert on_topic[0]["data"]["learner_id"] == learner
     assert on_topic[0]["source"] == "course-agent"
 
@@ -55,7 +80,9 @@ def test_message_published_by_one_sidecar_reaches_the_other_app_and_kafka(
 def test_service_invocation_between_sidecars_uses_sqlite_name_resolution(stack: Stack) -> None:
     agent = stack.app("course-agent")
 
-    answer = httpx.get(f"{agent.sidecar.http_url}/v1.0/invoke/user-progress/method/healthz", timeout=10)
+    answer = httpx.get(
+        f"{agent.sidecar.http_url}/v1.0/invoke/user-progress/method/healthz", timeout=10
+    )
 
     assert answer.status_code == 200
     assert answer.json() == {"status": "ok"}

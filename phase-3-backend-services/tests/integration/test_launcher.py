@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from learnflow_stack.dapr import Sidecar, UnsafeNameResolution, render_resources
 from learnflow_stack.paths import installed_dir, runs_root
 
@@ -24,9 +23,15 @@ def _sidecar_with_config(tmp_path: Path, config: dict[str, object]) -> Sidecar:
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     return Sidecar(
-        bin_dir=installed_dir("build-dapr.sh"), run_dir=tmp_path, app_id="probe", app_port=1,
-        resources_dir=tmp_path, config_path=config_path, placement_address="127.0.0.1:1",
-        scheduler_address="127.0.0.1:1", secrets_env={},
+        bin_dir=installed_dir("build-dapr.sh"),
+        run_dir=tmp_path,
+        app_id="probe",
+        app_port=1,
+        resources_dir=tmp_path,
+        config_path=config_path,
+        placement_address="127.0.0.1:1",
+        scheduler_address="127.0.0.1:1",
+        secrets_env={},
     )
 
 
@@ -35,10 +40,17 @@ def _sidecar_with_config(tmp_path: Path, config: dict[str, object]) -> Sidecar:
     [{}, {"nameResolution": {"component": "mdns"}}, {"nameResolution": {"component": "SQLite "}}],
     ids=["no-name-resolution", "mdns", "misspelt"],
 )
-def test_daprd_without_sqlite_name_resolution_is_refused(tmp_path: Path, spec: dict[str, object]) -> None:
+def test_daprd_without_sqlite_name_resolution_is_refused(
+    tmp_path: Path, spec: dict[str, object]
+) -> None:
     sidecar = _sidecar_with_config(
-        tmp_path, {"apiVersion": "dapr.io/v1alpha1", "kind": "Configuration",
-                   "metadata": {"name": "unsafe"}, "spec": spec},
+        tmp_path,
+        {
+            "apiVersion": "dapr.io/v1alpha1",
+            "kind": "Configuration",
+            "metadata": {"name": "unsafe"},
+            "spec": spec,
+        },
     )
 
     with pytest.raises(UnsafeNameResolution, match="sqlite"):
@@ -84,7 +96,8 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
     process = subprocess.Popen(
         [sys.executable, "-m", "learnflow_stack.cli", "up"],
         env={**os.environ, "LEARNFLOW_RUNS_DIR": str(runs_dir)},
-        stdout=subprocess.DEVNULL, stderr=(runs_dir / "launcher.log").open("wb"),
+        stdout=subprocess.DEVNULL,
+        stderr=(runs_dir / "launcher.log").open("wb"),
     )
 
     def manifest_written() -> Path | None:

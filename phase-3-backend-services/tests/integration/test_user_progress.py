@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import psycopg
 from confluent_kafka import Producer
-
 from learnflow_contracts.names import (
     LESSON_GENERATED_DEADLETTER_TOPIC,
     LESSON_GENERATED_TOPIC,
@@ -27,43 +26,75 @@ def _learner() -> str:
 
 
 def _update(learner: str, **fields: Any) -> dict[str, Any]:
-    return {"learner_id": learner, "lesson_id": "lesson-1", "attempt_id": uuid.uuid4().hex,
-            "kind": "quiz", "score": 80, "time_spent_seconds": 60,
-            "occurred_at": datetime.now(UTC).isoformat(), **fields}
+    return {
+        "learner_id": learner,
+        "lesson_id": "lesson-1",
+        "attempt_id": uuid.uuid4().hex,
+        "kind": "quiz",
+        "score": 80,
+        "time_spent_seconds": 60,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **fields,
+    }
 
 
 def _lesson_event(learner: str, lesson_id: str, topic: str = "Fractions") -> dict[str, Any]:
-    return {"schema_version": 1, "lesson_id": lesson_id, "learner_id": learner, "topic": topic,
-            "level": "beginner", "title": f"{topic} basics",
-            "objectives": [{"id": "O1", "text": f"Use {topic}"}], "personalized": False,
-            "prompt_id": "lesson", "prompt_version": "v1", "model": "test",
-            "created_at": datetime.now(UTC).isoformat()}
+    return {
+        "schema_version": 1,
+        "lesson_id": lesson_id,
+        "learner_id": learner,
+        "topic": topic,
+        "level": "beginner",
+        "title": f"{topic} basics",
+        "objectives": [{"id": "O1", "text": f"Use {topic}"}],
+        "personalized": False,
+        "prompt_id": "lesson",
+        "prompt_version": "v1",
+        "model": "test",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def _produce(stack: Stack, topic: str, key: str, data: Any) -> str:
     """Put a CloudEvent straight onto Kafka with an independent producer (not through Dapr)."""
     event_id = uuid.uuid4().hex
-    cloud_event = {"specversion": "1.0", "id": event_id, "source": "integration-test",
-                   "type": "com.dapr.event.sent", "datacontenttype": "application/json", "data": data}
+    cloud_event = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "integration-test",
+        "type": "com.dapr.event.sent",
+        "datacontenttype": "application/json",
+        "data": data,
+    }
     producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
-    producer.produce(topic, key=key, value=json.dumps(cloud_event).encode(),
-                     headers={"content-type": "application/cloudevents+json"})
+    producer.produce(
+        topic,
+        key=key,
+        value=json.dumps(cloud_event).encode(),
+        headers={"content-type": "application/cloudevents+json"},
+    )
     assert producer.flush(10) == 0
     return event_id
 
 
 def _status(stack: Stack, learner: str) -> dict[str, Any]:
-    response = httpx.get(f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=10)
+    response = httpx.get(
+        f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=10
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-def test_an_update_is_an_actor_state_row_in_postgres(stack: Stack, pg: psycopg.Connection[Any]) -> None:
+def test_an_update_is_an_actor_state_row_in_postgres(
+    stack: Stack, pg: psycopg.Connection[Any]
+) -> None:
     learner = _learner()
     update = _update(learner, score=72)
 
-    response = httpx.post(f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10)
+    response = httpx.post(
+        f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10
+    )
 
     assert response.status_code == 200, response.text
     assert response.json()["average_score"] == 72
@@ -89,20 +120,34 @@ def test_an_event_put_on_kafka_shows_in_status_and_a_redelivery_counts_once(stac
     event = _lesson_event(learner, f"lesson-{uuid.uuid4().hex}")
 
     _produce(stack, LESSON_GENERATED_TOPIC, learner, event)
-    _produce(stack, LESSON_GENERATED_TOPIC, learner, event)  # redelivery: same lesson, new CloudEvent id
+    _produce(
+        stack, LESSON_GENERATED_TOPIC, learner, event
+    )  # redelivery: same lesson, new CloudEvent id
     # Same key, same partition: once this later lesson shows, both copies were consumed.
-    _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, f"lesson-{uuid.uuid4().hex}", "Decimals"))
+    _produce(
+        stack,
+        LESSON_GENERATED_TOPIC,
+        learner,
+        _lesson_event(learner, f"lesson-{uuid.uuid4().hex}", "Decimals"),
+    )
 
     status = eventually(lambda: (s := _status(stack, learner))["lessons_assigned"] >= 2 and s)
     assert status["lessons_assigned"] == 2
 
 
-def test_a_malformed_event_is_dead_lettered_and_does_not_block(stack: Stack, read_topic: TopicReader) -> None:
+def test_a_malformed_event_is_dead_lettered_and_does_not_block(
+    stack: Stack, read_topic: TopicReader
+) -> None:
     learner = _learner()
     poison_id = _produce(stack, LESSON_GENERATED_TOPIC, learner, {"lesson_id": "x", "oops": True})
-    _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, f"lesson-{uuid.uuid4().hex}"))
+    _produce(
+        stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, f"lesson-{uuid.uuid4().hex}")
+    )
 
-    dead = eventually(lambda: read_topic(LESSON_GENERATED_DEADLETTER_TOPIC, lambda e: e.get("id") == poison_id), 60)
+    dead = eventually(
+        lambda: read_topic(LESSON_GENERATED_DEADLETTER_TOPIC, lambda e: e.get("id") == poison_id),
+        60,
+    )
     assert dead[0]["data"] == {"lesson_id": "x", "oops": True}
     assert eventually(lambda: _status(stack, learner)["lessons_assigned"] == 1)
 
@@ -110,8 +155,12 @@ def test_a_malformed_event_is_dead_lettered_and_does_not_block(stack: Stack, rea
 def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: Stack) -> None:
     learner = _learner()
     url = f"{stack.app('user-progress').url}/update-progress"
-    updates = [_update(learner, lesson_id=f"lesson-{i % 10}", score=50 + (i % 2) * 10, time_spent_seconds=1)
-               for i in range(200)]
+    updates = [
+        _update(
+            learner, lesson_id=f"lesson-{i % 10}", score=50 + (i % 2) * 10, time_spent_seconds=1
+        )
+        for i in range(200)
+    ]
 
     async def send_all() -> list[int]:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
@@ -125,14 +174,25 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: S
     assert status["average_score"] == 55.0
 
 
-def test_each_applied_update_publishes_progress_updated(stack: Stack, read_topic: TopicReader) -> None:
+def test_each_applied_update_publishes_progress_updated(
+    stack: Stack, read_topic: TopicReader
+) -> None:
     learner = _learner()
     update = _update(learner, score=55)
 
-    assert httpx.post(f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10).status_code == 200
+    assert (
+        httpx.post(
+            f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10
+        ).status_code
+        == 200
+    )
 
-    events = eventually(lambda: read_topic(PROGRESS_UPDATED_TOPIC,
-                                           lambda e: e.get("data", {}).get("attempt_id") == update["attempt_id"]))
+    events = eventually(
+        lambda: read_topic(
+            PROGRESS_UPDATED_TOPIC,
+            lambda e: e.get("data", {}).get("attempt_id") == update["attempt_id"],
+        )
+    )
     assert events[0]["data"]["projection"]["learner_id"] == learner
     assert events[0]["data"]["score"] == 55
 
@@ -141,13 +201,21 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
     base = stack.app("user-progress").url
     learner = _learner()
 
-    out_of_range = httpx.post(f"{base}/update-progress", json=_update(learner, score=101), timeout=10)
-    unknown_kind = httpx.post(f"{base}/update-progress", json=_update(learner, kind="teleported"), timeout=10)
+    out_of_range = httpx.post(
+        f"{base}/update-progress", json=_update(learner, score=101), timeout=10
+    )
+    unknown_kind = httpx.post(
+        f"{base}/update-progress", json=_update(learner, kind="teleported"), timeout=10
+    )
     missing_learner = httpx.get(f"{base}/status", timeout=10)
     malformed_learner = httpx.get(f"{base}/status", params={"learner_id": "../etc"}, timeout=10)
 
-    for response, field in [(out_of_range, "body.score"), (unknown_kind, "body.kind"),
-                            (missing_learner, "query.learner_id"), (malformed_learner, "query.learner_id")]:
+    for response, field in [
+        (out_of_range, "body.score"),
+        (unknown_kind, "body.kind"),
+        (missing_learner, "query.learner_id"),
+        (malformed_learner, "query.learner_id"),
+    ]:
         assert response.status_code == 422
         assert field in [f["field"] for f in response.json()["error"]["fields"]]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from learnflow_contracts.identifiers import Identifier
+from learnflow_service_kit.errors import ServiceError
 
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.lesson_record import LessonPage, LessonResponse
 from course_agent.lesson_service import LessonService
 from course_agent.lesson_store import LessonStore
-from learnflow_contracts.identifiers import Identifier
-from learnflow_service_kit.errors import ServiceError
 
 router = APIRouter()
 
@@ -35,11 +35,15 @@ IdempotencyKey = Annotated[
 
 
 @router.post(
-    "/generate-lesson", response_model=LessonResponse, status_code=201,
+    "/generate-lesson",
+    response_model=LessonResponse,
+    status_code=201,
     responses={200: {"model": LessonResponse, "description": "Served from the cache"}},
 )
 async def generate_lesson(
-    body: GenerateLessonRequest, response: Response, service: Service,
+    body: GenerateLessonRequest,
+    response: Response,
+    service: Service,
     idempotency_key: IdempotencyKey = None,
 ) -> LessonResponse:
     result = await service.generate(body, idempotency_key)

@@ -12,7 +12,7 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 
 from course_agent.domain.errors import CourseAgentError
 from course_agent.domain.prompt import RenderedPrompt
-from course_agent.lesson_record import LessonRecord
+from course_agent.lesson_record import LessonRecord, Personalization
 
 ACTOR_TYPE = "LessonGenerationActor"
 
@@ -21,7 +21,11 @@ class GenerateOnce(Protocol):
     """The work done inside one actor turn (see ``LessonService.generate_once``)."""
 
     async def __call__(
-        self, cache_key: str, prompt: RenderedPrompt, request: dict[str, Any], personalization: str
+        self,
+        cache_key: str,
+        prompt: RenderedPrompt,
+        request: dict[str, Any],
+        personalization: Personalization,
     ) -> tuple[LessonRecord, bool]: ...
 
 
@@ -31,7 +35,9 @@ class LessonGenerationActorInterface(ActorInterface):
 
 
 class LessonGenerationActor(Actor, LessonGenerationActorInterface):
-    def __init__(self, ctx: ActorRuntimeContext, actor_id: ActorId, generate_once: GenerateOnce) -> None:
+    def __init__(
+        self, ctx: ActorRuntimeContext, actor_id: ActorId, generate_once: GenerateOnce
+    ) -> None:
         super().__init__(ctx, actor_id)
         self._generate_once = generate_once
 
@@ -39,10 +45,18 @@ class LessonGenerationActor(Actor, LessonGenerationActorInterface):
         # Errors travel back as data: the SDK would flatten an exception into an opaque 500.
         try:
             record, created = await self._generate_once(
-                self.id.id, RenderedPrompt.model_validate(job["prompt"]), job["request"],
+                self.id.id,
+                RenderedPrompt.model_validate(job["prompt"]),
+                job["request"],
                 job["personalization"],
             )
         except CourseAgentError as error:
-            return {"error": {"status": error.http_status, "code": error.code,
-                              "message": str(error), "headers": error.headers()}}
+            return {
+                "error": {
+                    "status": error.http_status,
+                    "code": error.code,
+                    "message": str(error),
+                    "headers": error.headers(),
+                }
+            }
         return {"lesson": record.model_dump(mode="json"), "created": created}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
+from learnflow_contracts.levels import Level
 from pydantic import BaseModel, ConfigDict
 
 from course_agent.domain.lesson import LessonDraft
-from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
-from learnflow_contracts.levels import Level
 
 Personalization = Literal["applied", "no_history", "unavailable"]
 

@@ -1,4 +1,5 @@
-"""The generate-lesson use case: progress → prompt → cache → (one actor turn) LLM → store → event."""
+"""The generate-lesson use case:
+progress → prompt → cache → (one actor turn) LLM → store → event."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from learnflow_contracts.progress import ProgressProjectionV1
+from learnflow_service_kit.dapr_client import ActorCallFailed, DaprClient
+from learnflow_service_kit.errors import ServiceError
 from prometheus_client import Counter
 
 from course_agent.domain.cache_key import lesson_cache_key
@@ -21,9 +25,6 @@ from course_agent.lesson_record import LessonRecord, Personalization
 from course_agent.lesson_store import IdempotencyRecord, LessonStore
 from course_agent.llm.port import LessonGenerator
 from course_agent.progress_source import ProgressSource, ProgressUnavailable
-from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.dapr_client import ActorCallFailed, DaprClient
-from learnflow_service_kit.errors import ServiceError
 
 PROMPT_ID = "lesson"
 
@@ -49,9 +50,17 @@ def idempotency_digests(key: str, request: GenerateLessonRequest) -> tuple[str, 
 
 class LessonService:
     def __init__(
-        self, *, dapr: DaprClient, store: LessonStore, progress: ProgressSource,
-        generator: LessonGenerator, catalog: PromptCatalog, counter: TokenCounter,
-        model: str, token_budget: int, actor_timeout_seconds: float,
+        self,
+        *,
+        dapr: DaprClient,
+        store: LessonStore,
+        progress: ProgressSource,
+        generator: LessonGenerator,
+        catalog: PromptCatalog,
+        counter: TokenCounter,
+        model: str,
+        token_budget: int,
+        actor_timeout_seconds: float,
     ) -> None:
         self._dapr = dapr
         self._store = store
@@ -73,7 +82,8 @@ class LessonService:
         if seen is not None:
             if seen.body_digest != body_digest:
                 raise ServiceError(
-                    422, "idempotency_key_reused",
+                    422,
+                    "idempotency_key_reused",
                     "Idempotency-Key: already used with a different request body",
                 )
             record = await self._store.get(seen.lesson_id)
@@ -81,7 +91,8 @@ class LessonService:
                 return GenerationResult(record, created=seen.status == 201)
         result = await self._generate(request)
         await self._store.remember_idempotent(
-            request.learner_id, key_digest,
+            request.learner_id,
+            key_digest,
             IdempotencyRecord(body_digest, result.record.lesson_id, 201 if result.created else 200),
         )
         return result
@@ -89,8 +100,11 @@ class LessonService:
     async def _generate(self, request: GenerateLessonRequest) -> GenerationResult:
         projection, personalization = await self._projection(request.learner_id)
         prompt = build_lesson_prompt(
-            self._catalog.active(PROMPT_ID), request, projection,
-            counter=self._counter, token_budget=self._budget,
+            self._catalog.active(PROMPT_ID),
+            request,
+            projection,
+            counter=self._counter,
+            token_budget=self._budget,
         )
         if personalization == "applied" and not prompt.personalized:
             personalization = "no_history"
@@ -110,36 +124,51 @@ class LessonService:
             projection = await self._progress.projection(learner_id)
         except ProgressUnavailable as unavailable:
             PERSONALIZATION.labels("unavailable").inc()
-            log.warning("progress unavailable; generating a non-personalised lesson",
-                        error=str(unavailable))
+            log.warning(
+                "progress unavailable; generating a non-personalised lesson", error=str(unavailable)
+            )
             return None, "unavailable"
         outcome: Personalization = "applied" if projection.has_history else "no_history"
         PERSONALIZATION.labels(outcome).inc()
         return projection, outcome
 
     async def _generate_in_actor(
-        self, cache_key: str, prompt: RenderedPrompt, request: GenerateLessonRequest,
+        self,
+        cache_key: str,
+        prompt: RenderedPrompt,
+        request: GenerateLessonRequest,
         personalization: Personalization,
     ) -> GenerationResult:
-        job = {"prompt": prompt.model_dump(mode="json"),
-               "request": request.model_dump(mode="json"), "personalization": personalization}
+        job = {
+            "prompt": prompt.model_dump(mode="json"),
+            "request": request.model_dump(mode="json"),
+            "personalization": personalization,
+        }
         try:
             answer = await self._dapr.invoke_actor(
                 ACTOR_TYPE, cache_key, "Generate", job, timeout=self._actor_timeout
             )
         except ActorCallFailed as failure:
             log.warning("lesson generation actor failed", status=failure.status)
-            raise ServiceError(503, "generation_unavailable",
-                               "lesson generation is temporarily unavailable; retry later",
-                               headers={"Retry-After": "5"}) from failure
+            raise ServiceError(
+                503,
+                "generation_unavailable",
+                "lesson generation is temporarily unavailable; retry later",
+                headers={"Retry-After": "5"},
+            ) from failure
         if "error" in answer:
             error = answer["error"]
-            raise ServiceError(error["status"], error["code"], error["message"],
-                               headers=error.get("headers") or {})
+            raise ServiceError(
+                error["status"], error["code"], error["message"], headers=error.get("headers") or {}
+            )
         return GenerationResult(LessonRecord.model_validate(answer["lesson"]), answer["created"])
 
     async def generate_once(
-        self, cache_key: str, prompt: RenderedPrompt, request: dict[str, Any], personalization: str
+        self,
+        cache_key: str,
+        prompt: RenderedPrompt,
+        request: dict[str, Any],
+        personalization: Personalization,
     ) -> tuple[LessonRecord, bool]:
         """One actor turn: whoever held the turn before us may have stored this lesson already."""
         cached = await self._store.cached(cache_key)
@@ -162,7 +191,7 @@ class LessonService:
             prompt_tokens=generated.prompt_tokens,
             completion_tokens=generated.completion_tokens,
             personalized=prompt.personalized,
-            personalization=personalization,  # type: ignore[arg-type]
+            personalization=personalization,
             trimmed=prompt.trimmed,
             created_at=datetime.now(UTC),
         )

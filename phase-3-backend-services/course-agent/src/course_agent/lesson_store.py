@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from course_agent.lesson_record import LessonRecord
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 from learnflow_service_kit.dapr_client import DaprClient, Upsert
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
+
+from course_agent.lesson_record import LessonRecord
 
 # The index keeps a learner's newest lessons; older ones stay readable by id.
 INDEX_CAP = 1000
@@ -57,8 +58,9 @@ def decode_cursor(cursor: str) -> str:
 
 
 class LessonStore:
-    def __init__(self, dapr: DaprClient, outbox: Outbox, cache_ttl_seconds: int,
-                 idempotency_ttl_seconds: int) -> None:
+    def __init__(
+        self, dapr: DaprClient, outbox: Outbox, cache_ttl_seconds: int, idempotency_ttl_seconds: int
+    ) -> None:
         self._dapr = dapr
         self._outbox = outbox
         self._cache_ttl = cache_ttl_seconds
@@ -85,10 +87,16 @@ class LessonStore:
             entries = index.value["lessons"] if index else []
             return [
                 Upsert(lesson_key(record.lesson_id), record.model_dump(mode="json")),
-                Upsert(cache_pointer_key(cache_key), {"lesson_id": record.lesson_id},
-                       ttl_seconds=self._cache_ttl),
-                Upsert(index_key, {"lessons": [entry, *entries][:INDEX_CAP]},
-                       etag=index.etag if index else None),
+                Upsert(
+                    cache_pointer_key(cache_key),
+                    {"lesson_id": record.lesson_id},
+                    ttl_seconds=self._cache_ttl,
+                ),
+                Upsert(
+                    index_key,
+                    {"lessons": [entry, *entries][:INDEX_CAP]},
+                    etag=index.etag if index else None,
+                ),
             ]
 
         event = OutboxEvent(
@@ -110,12 +118,13 @@ class LessonStore:
         if cursor is not None:
             after = decode_cursor(cursor)
             positions = [i for i, e in enumerate(entries) if e["lesson_id"] == after]
-            entries = entries[positions[0] + 1:] if positions else []
+            entries = entries[positions[0] + 1 :] if positions else []
         window = entries[:limit]
         found = await self._dapr.get_bulk_state([lesson_key(e["lesson_id"]) for e in window])
         records = [
             LessonRecord.model_validate(found[lesson_key(e["lesson_id"])].value)
-            for e in window if lesson_key(e["lesson_id"]) in found
+            for e in window
+            if lesson_key(e["lesson_id"]) in found
         ]
         more = len(entries) > limit
         return records, encode_cursor(window[-1]["lesson_id"]) if more and window else None
@@ -127,9 +136,16 @@ class LessonStore:
     async def remember_idempotent(
         self, learner_id: str, key_digest: str, record: IdempotencyRecord
     ) -> None:
-        await self._dapr.transact([Upsert(
-            idempotency_record_key(learner_id, key_digest),
-            {"body_digest": record.body_digest, "lesson_id": record.lesson_id,
-             "status": record.status},
-            ttl_seconds=self._idempotency_ttl,
-        )])
+        await self._dapr.transact(
+            [
+                Upsert(
+                    idempotency_record_key(learner_id, key_digest),
+                    {
+                        "body_digest": record.body_digest,
+                        "lesson_id": record.lesson_id,
+                        "status": record.status,
+                    },
+                    ttl_seconds=self._idempotency_ttl,
+                )
+            ]
+        )

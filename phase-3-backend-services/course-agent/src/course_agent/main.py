@@ -12,6 +12,12 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from learnflow_contracts.names import PUBSUB, STATESTORE
+from learnflow_service_kit.dapr_client import DaprClient
+from learnflow_service_kit.errors import error_body, install_error_handlers
+from learnflow_service_kit.health import health_router
+from learnflow_service_kit.observability import configure_logging, install_metrics
+from learnflow_service_kit.outbox import Outbox, run_relay
 
 from course_agent.api import router
 from course_agent.domain.errors import CourseAgentError
@@ -24,12 +30,6 @@ from course_agent.llm.factory import build_lesson_generator
 from course_agent.llm.port import LessonGenerator
 from course_agent.progress_source import DaprProgressSource, ProgressSource
 from course_agent.settings import Settings
-from learnflow_contracts.names import PUBSUB, STATESTORE
-from learnflow_service_kit.dapr_client import DaprClient
-from learnflow_service_kit.errors import error_body, install_error_handlers
-from learnflow_service_kit.health import health_router
-from learnflow_service_kit.observability import configure_logging, install_metrics
-from learnflow_service_kit.outbox import Outbox, run_relay
 
 
 def _course_agent_error(_: Request, exc: Exception) -> JSONResponse:
@@ -62,10 +62,13 @@ def create_app(
         max_retries=settings.llm_max_retries,
     )
     service = LessonService(
-        dapr=dapr, store=store,
+        dapr=dapr,
+        store=store,
         progress=progress or DaprProgressSource(dapr, settings.progress_timeout_seconds),
-        generator=lesson_generator, catalog=PromptCatalog.load(settings.prompts_dir),
-        counter=TokenCounter(settings.llm_model), model=settings.llm_model,
+        generator=lesson_generator,
+        catalog=PromptCatalog.load(settings.prompts_dir),
+        counter=TokenCounter(settings.llm_model),
+        model=settings.llm_model,
         token_budget=settings.prompt_token_budget,
         actor_timeout_seconds=settings.actor_call_timeout_seconds,
     )
@@ -92,10 +95,14 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(CourseAgentError, _course_agent_error)
     install_metrics(app)
-    app.include_router(health_router({
-        "dapr_sidecar": dapr.sidecar_healthy,
-        "state_store": dapr.state_store_reachable,
-    }))
+    app.include_router(
+        health_router(
+            {
+                "dapr_sidecar": dapr.sidecar_healthy,
+                "state_store": dapr.state_store_reachable,
+            }
+        )
+    )
     app.include_router(router)
     actors = DaprActor(app)
     return app

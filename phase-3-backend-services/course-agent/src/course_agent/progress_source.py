@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from learnflow_contracts.names import USER_PROGRESS_APP_ID
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import DaprClient, InvocationFailed
+from pydantic import ValidationError
 
 
 class ProgressUnavailable(RuntimeError):
@@ -27,8 +26,10 @@ class DaprProgressSource:
     async def projection(self, learner_id: str) -> ProgressProjectionV1:
         try:
             response = await self._dapr.invoke(
-                USER_PROGRESS_APP_ID, "status/projection",
-                params={"learner_id": learner_id}, timeout=self._timeout,
+                USER_PROGRESS_APP_ID,
+                "status/projection",
+                params={"learner_id": learner_id},
+                timeout=self._timeout,
             )
         except InvocationFailed as failure:
             raise ProgressUnavailable(str(failure)) from failure

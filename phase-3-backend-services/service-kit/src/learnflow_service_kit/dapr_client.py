@@ -137,7 +137,9 @@ class DaprClient:
             return
         if _is_etag_failure(response):
             raise EtagMismatch(response.text)
-        raise StateStoreUnavailable(f"state transaction failed: {response.status_code} {response.text}")
+        raise StateStoreUnavailable(
+            f"state transaction failed: {response.status_code} {response.text}"
+        )
 
     # -- pub/sub ---------------------------------------------------------------------------
 
@@ -150,12 +152,14 @@ class DaprClient:
             params={"metadata.cloudevent.id": event_id},
         )
         if response.status_code not in (200, 204):
-            raise PublishFailed(f"publish to {topic} failed: {response.status_code} {response.text}")
+            raise PublishFailed(
+                f"publish to {topic} failed: {response.status_code} {response.text}"
+            )
 
     # -- invocation and sidecar ------------------------------------------------------------
 
     async def invoke(
-        self, app_id: str, method: str, *, params: Mapping[str, str], timeout: float
+        self, app_id: str, method: str, *, params: Mapping[str, str], timeout: float  # noqa: ASYNC109 - per-call httpx timeout
     ) -> httpx.Response:
         try:
             response = await self._http.get(
@@ -164,20 +168,23 @@ class DaprClient:
         except (httpx.TransportError, httpx.TimeoutException) as error:
             raise InvocationFailed(f"invoking {app_id}/{method}: {type(error).__name__}") from error
         if response.status_code >= 500:
-            raise InvocationFailed(f"{app_id}/{method} answered {response.status_code}",
-                                   response.status_code)
+            raise InvocationFailed(
+                f"{app_id}/{method} answered {response.status_code}", response.status_code
+            )
         return response
 
     async def invoke_actor(
-        self, actor_type: str, actor_id: str, method: str, data: Any, *, timeout: float
+        self, actor_type: str, actor_id: str, method: str, data: Any, *, timeout: float  # noqa: ASYNC109 - per-call httpx timeout
     ) -> Any:
-        """Call an actor method; the actor runs one call at a time, on whichever replica hosts it."""
+        """Call an actor method; an actor runs one call at a time, on whichever replica hosts it."""
         try:
             response = await self._http.post(
                 f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}", json=data, timeout=timeout
             )
         except (httpx.TransportError, httpx.TimeoutException) as error:
-            raise SidecarUnavailable(f"actor {actor_type} unreachable: {type(error).__name__}") from error
+            raise SidecarUnavailable(
+                f"actor {actor_type} unreachable: {type(error).__name__}"
+            ) from error
         if response.status_code != 200:
             raise ActorCallFailed(response.status_code, response.text)
         return response.json() if response.content else None

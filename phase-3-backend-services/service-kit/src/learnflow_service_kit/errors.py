@@ -63,7 +63,8 @@ def _http_error_response(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
-        status_code=exc.status_code, content=error_body(code, str(exc.detail)),
+        status_code=exc.status_code,
+        content=error_body(code, str(exc.detail)),
         headers=getattr(exc, "headers", None),
     )
 
@@ -73,7 +74,9 @@ def _dependency_down_response(_: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency unavailable", dependency=which, detail=str(exc))
     return JSONResponse(
         status_code=503,
-        content=error_body(f"{which}_unavailable", f"{which.replace('_', ' ')} unavailable; retry later"),
+        content=error_body(
+            f"{which}_unavailable", f"{which.replace('_', ' ')} unavailable; retry later"
+        ),
         headers={"Retry-After": "5"},
     )
 

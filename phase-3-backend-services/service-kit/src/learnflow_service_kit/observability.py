@@ -14,7 +14,9 @@ REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
 )
 LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
+    "http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
@@ -36,7 +38,9 @@ def configure_logging(level: str) -> None:
 
 def install_metrics(app: FastAPI) -> None:
     @app.middleware("http")
-    async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def record(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         # The route template, not the raw path, keeps label cardinality bounded.

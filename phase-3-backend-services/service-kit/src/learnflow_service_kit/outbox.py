@@ -11,6 +11,7 @@ by a periodic relay. Delivery is at-least-once with a stable CloudEvent id, so c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -87,7 +88,9 @@ class Outbox:
             await self._dapr.publish(event.topic, event.data, event.event_id)
         except (PublishFailed, SidecarUnavailable) as error:
             PUBLISH_FAILURES.inc()
-            log.warning("publish deferred to outbox relay", event_id=event.event_id, error=str(error))
+            log.warning(
+                "publish deferred to outbox relay", event_id=event.event_id, error=str(error)
+            )
             return False
         PUBLISHED.labels(event.topic).inc()
         await self._forget(outbox_shard_key(event.event_id), {event.event_id})
@@ -130,7 +133,9 @@ class Outbox:
             if len(remaining) == len(shard.value["events"]):
                 return
             try:
-                await self._dapr.transact([Upsert(shard_key, {"events": remaining}, etag=shard.etag)])
+                await self._dapr.transact(
+                    [Upsert(shard_key, {"events": remaining}, etag=shard.etag)]
+                )
                 return
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
@@ -145,7 +150,5 @@ async def run_relay(outbox: Outbox, interval_seconds: float, stop: asyncio.Event
             await outbox.relay_once()
         except (SidecarUnavailable, StateStoreUnavailable) as error:
             log.warning("outbox relay pass failed", error=str(error))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
-        except TimeoutError:
-            pass

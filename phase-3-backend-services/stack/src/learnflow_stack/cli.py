@@ -32,19 +32,22 @@ def up(_: argparse.Namespace) -> int:
         with stack:
             agent = stack.app("course-agent")
             progress = stack.app("user-progress")
-            print(f"""
+            print(
+                f"""
 LearnFlow is running ({llm_note}).
   Course Agent   {agent.url}   (daprd {agent.sidecar.http_url})
   User Progress  {progress.url}   (daprd {progress.sidecar.http_url})
-  Logs           {stack.run_dir / 'logs'}
-  Ports          {stack.run_dir / 'stack.json'}
+  Logs           {stack.run_dir / "logs"}
+  Ports          {stack.run_dir / "stack.json"}
 
 Try:  curl -s -X POST {agent.url}/generate-lesson -H 'content-type: application/json' \\
         -d '{{"learner_id": "ada", "topic": "Fractions", "level": "beginner"}}'
       curl -s '{progress.url}/status?learner_id=ada'
       make demo      (walks the whole loop against this stack)
 Ctrl-C stops everything.
-""", flush=True)
+""",
+                flush=True,
+            )
             _wait_for_signal()
     except StartError as error:
         print(f"[stack] could not start: {error}", file=sys.stderr)

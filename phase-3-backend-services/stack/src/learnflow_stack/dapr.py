@@ -1,4 +1,4 @@
-"""Dapr control plane (placement, scheduler) and sidecars (daprd), all on explicit loopback ports."""
+"""Dapr control plane (placement, scheduler) and sidecars (daprd), on explicit loopback ports."""
 
 from __future__ import annotations
 
@@ -83,12 +83,21 @@ class Placement:
     def start(self) -> None:
         self.process = ManagedProcess(
             name="placement",
-            argv=[str(self.bin_dir / "placement"), "--id=placement-0", f"--port={self.port}",
-                  f"--listen-address={LOOPBACK}", f"--healthz-port={self.healthz_port}",
-                  f"--healthz-listen-address={LOOPBACK}", f"--metrics-port={self.metrics_port}",
-                  f"--metrics-listen-address={LOOPBACK}", "--tls-enabled=false",
-                  "--metadata-enabled=true", f"--initial-cluster=placement-0={LOOPBACK}:{self.raft_port}",
-                  f"--raft-logstore-path={self.run_dir / 'placement-raft'}", "--log-level=info"],
+            argv=[
+                str(self.bin_dir / "placement"),
+                "--id=placement-0",
+                f"--port={self.port}",
+                f"--listen-address={LOOPBACK}",
+                f"--healthz-port={self.healthz_port}",
+                f"--healthz-listen-address={LOOPBACK}",
+                f"--metrics-port={self.metrics_port}",
+                f"--metrics-listen-address={LOOPBACK}",
+                "--tls-enabled=false",
+                "--metadata-enabled=true",
+                f"--initial-cluster=placement-0={LOOPBACK}:{self.raft_port}",
+                f"--raft-logstore-path={self.run_dir / 'placement-raft'}",
+                "--log-level=info",
+            ],
             log_path=self.run_dir / "logs" / "placement.log",
         )
         self.process.start()
@@ -115,15 +124,22 @@ class Scheduler:
     def start(self) -> None:
         self.process = ManagedProcess(
             name="scheduler",
-            argv=[str(self.bin_dir / "scheduler"), "--id=scheduler-0", f"--port={self.port}",
-                  f"--listen-address={LOOPBACK}", f"--healthz-port={self.healthz_port}",
-                  f"--healthz-listen-address={LOOPBACK}", f"--metrics-port={self.metrics_port}",
-                  f"--metrics-listen-address={LOOPBACK}", "--tls-enabled=false",
-                  f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
-                  f"--etcd-client-port={self.etcd_client_port}",
-                  f"--etcd-client-listen-address={LOOPBACK}",
-                  f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
-                  "--log-level=info"],
+            argv=[
+                str(self.bin_dir / "scheduler"),
+                "--id=scheduler-0",
+                f"--port={self.port}",
+                f"--listen-address={LOOPBACK}",
+                f"--healthz-port={self.healthz_port}",
+                f"--healthz-listen-address={LOOPBACK}",
+                f"--metrics-port={self.metrics_port}",
+                f"--metrics-listen-address={LOOPBACK}",
+                "--tls-enabled=false",
+                f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
+                f"--etcd-client-port={self.etcd_client_port}",
+                f"--etcd-client-listen-address={LOOPBACK}",
+                f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
+                "--log-level=info",
+            ],
             log_path=self.run_dir / "logs" / "scheduler.log",
         )
         self.process.start()
@@ -159,17 +175,25 @@ class Sidecar:
     def argv(self) -> list[str]:
         require_sqlite_name_resolution(self.config_path)
         return [
-            str(self.bin_dir / "daprd"), "--mode=standalone", f"--app-id={self.app_id}",
-            f"--app-port={self.app_port}", "--app-protocol=http", f"--app-channel-address={LOOPBACK}",
-            f"--dapr-http-port={self.http_port}", f"--dapr-grpc-port={self.grpc_port}",
+            str(self.bin_dir / "daprd"),
+            "--mode=standalone",
+            f"--app-id={self.app_id}",
+            f"--app-port={self.app_port}",
+            "--app-protocol=http",
+            f"--app-channel-address={LOOPBACK}",
+            f"--dapr-http-port={self.http_port}",
+            f"--dapr-grpc-port={self.grpc_port}",
             f"--dapr-internal-grpc-port={self.internal_grpc_port}",
             f"--dapr-internal-grpc-listen-address={LOOPBACK}",
-            f"--dapr-listen-addresses={LOOPBACK}", f"--metrics-port={self.metrics_port}",
+            f"--dapr-listen-addresses={LOOPBACK}",
+            f"--metrics-port={self.metrics_port}",
             f"--metrics-listen-address={LOOPBACK}",
             f"--placement-host-address={self.placement_address}",
             f"--scheduler-host-address={self.scheduler_address}",
-            f"--resources-path={self.resources_dir}", f"--config={self.config_path}",
-            "--log-level=info", "--enable-app-health-check=false",
+            f"--resources-path={self.resources_dir}",
+            f"--config={self.config_path}",
+            "--log-level=info",
+            "--enable-app-health-check=false",
         ]
 
     def start(self) -> None:

@@ -72,9 +72,16 @@ class KafkaBroker:
 
     def _java(self, *args: str) -> list[str]:
         home = self.run_dir / "kafka"
-        return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseSerialGC",
-                f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
-                "-cp", f"{self.lib_dir}/*", *args]
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseSerialGC",
+            f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+            "-cp",
+            f"{self.lib_dir}/*",
+            *args,
+        ]
 
     def start(self) -> None:
         self.launch()
@@ -89,14 +96,25 @@ class KafkaBroker:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             formatted = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(),
-                           "-c", str(config), "--ignore-formatted"),
-                stdout=out, stderr=subprocess.STDOUT, check=False,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    _cluster_id(),
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
             )
         if formatted.returncode != 0:
             raise StartError(f"kafka storage format failed; see {log}")
-        self.process = ManagedProcess(name="kafka", argv=self._java("kafka.Kafka", str(config)),
-                                      log_path=log)
+        self.process = ManagedProcess(
+            name="kafka", argv=self._java("kafka.Kafka", str(config)), log_path=log
+        )
         self.process.start()
 
     def wait_ready(self) -> None:

@@ -26,4 +26,5 @@ def installed_dir(script: str) -> Path:
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("LEARNFLOW_RUNS_DIR", "/tmp/learnflow-runs"))
+    # A shared, inspectable place for run logs; PostgreSQL's own user must be able to reach it.
+    return Path(os.environ.get("LEARNFLOW_RUNS_DIR", "/tmp/learnflow-runs"))  # noqa: S108

@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster for one stack run (own data dir, free port, trust auth on loopback)."""
+"""A private PostgreSQL cluster for one stack run: own data dir, free port, trust on loopback."""
 
 from __future__ import annotations
 
@@ -57,9 +57,21 @@ class PostgresServer:
             self._initdb(data_dir, log, user)
         self.process = ManagedProcess(
             name="postgres",
-            argv=[str(self.bindir / "postgres"), "-D", str(data_dir), "-p", str(self.port),
-                  "-c", f"listen_addresses={LOOPBACK}", "-c", f"unix_socket_directories={socket_dir}",
-                  "-c", "max_connections=200", "-c", "shared_buffers=64MB"],
+            argv=[
+                str(self.bindir / "postgres"),
+                "-D",
+                str(data_dir),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={LOOPBACK}",
+                "-c",
+                f"unix_socket_directories={socket_dir}",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=64MB",
+            ],
             log_path=log,
             user=user,
         )
@@ -69,8 +81,19 @@ class PostgresServer:
         assert self.process is not None, "launch() first"
         self.process.wait_ready(self._accepts_connections, timeout=60, what="accepting connections")
         created = subprocess.run(
-            [str(self.bindir / "createdb"), "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres",
-             DATABASE], capture_output=True, text=True, check=False,
+            [
+                str(self.bindir / "createdb"),
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                DATABASE,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if created.returncode != 0 and "already exists" not in created.stderr:
             raise StartError(f"createdb {DATABASE} failed: {created.stderr.strip()}")
@@ -78,9 +101,21 @@ class PostgresServer:
     def _initdb(self, data_dir: Path, log: Path, user: str | None) -> None:
         with log.open("ab") as out:
             init = subprocess.run(
-                [str(self.bindir / "initdb"), "-D", str(data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                stdout=out, stderr=subprocess.STDOUT, user=user, group=user, check=False,
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=user,
+                group=user,
+                check=False,
             )
         if init.returncode != 0:
             raise StartError(f"postgres initdb failed; see {log}")
@@ -90,7 +125,8 @@ class PostgresServer:
             return False
         probe = subprocess.run(
             [str(self.bindir / "pg_isready"), "-h", LOOPBACK, "-p", str(self.port)],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return probe.returncode == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from learnflow_contracts.names import COURSE_AGENT_APP_ID, USER_PROGRESS_APP_ID
+
 from learnflow_stack.stack import AppSpec
 
 

@@ -18,7 +18,7 @@ from learnflow_stack.kafka import KafkaBroker
 from learnflow_stack.paths import installed_dir, runs_root
 from learnflow_stack.ports import LOOPBACK, free_port
 from learnflow_stack.postgres import PostgresServer
-from learnflow_stack.process import ManagedProcess, StartError
+from learnflow_stack.process import ManagedProcess
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,10 @@ class Stack:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -84,8 +87,11 @@ class Stack:
         started = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _log(f"run directory {self.run_dir} (logs in {self.run_dir / 'logs'})")
-        bin_dir = Path(os.environ["LEARNFLOW_DAPR_BIN_DIR"]) if os.environ.get(
-            "LEARNFLOW_DAPR_BIN_DIR") else installed_dir("build-dapr.sh")
+        bin_dir = (
+            Path(os.environ["LEARNFLOW_DAPR_BIN_DIR"])
+            if os.environ.get("LEARNFLOW_DAPR_BIN_DIR")
+            else installed_dir("build-dapr.sh")
+        )
         # Children are started from this thread only: they die with the thread that forked them.
         if not self.kafka_bootstrap:
             self.kafka = KafkaBroker(installed_dir("install-kafka.sh"), self.run_dir)
@@ -107,7 +113,9 @@ class Stack:
         _log(f"placement {self.placement.address}, scheduler {self.scheduler.address}")
         for spec in self.apps:
             for replica in range(spec.replicas):
-                self.instances.append(self._start_app(spec, replica, bin_dir, resources_dir, config_path))
+                self.instances.append(
+                    self._start_app(spec, replica, bin_dir, resources_dir, config_path)
+                )
         for instance in self.instances:
             if instance.spec.hosts_actors:
                 instance.sidecar.process.wait_ready(  # type: ignore[union-attr]
@@ -119,30 +127,54 @@ class Stack:
     def _start_app(
         self, spec: AppSpec, replica: int, bin_dir: Path, resources_dir: Path, config_path: Path
     ) -> AppInstance:
-        assert self.placement and self.scheduler
+        assert self.placement, "placement starts before apps"
+        assert self.scheduler, "scheduler starts before apps"
         suffix = f"-{replica}" if spec.replicas > 1 else ""
         port = free_port()
         sidecar = Sidecar(
-            bin_dir=bin_dir, run_dir=self.run_dir, app_id=spec.app_id, app_port=port,
-            resources_dir=resources_dir, config_path=config_path,
-            placement_address=self.placement.address, scheduler_address=self.scheduler.address,
-            secrets_env={"LEARNFLOW_PG_CONNECTION": self.pg_connection}, replica=suffix,
+            bin_dir=bin_dir,
+            run_dir=self.run_dir,
+            app_id=spec.app_id,
+            app_port=port,
+            resources_dir=resources_dir,
+            config_path=config_path,
+            placement_address=self.placement.address,
+            scheduler_address=self.scheduler.address,
+            secrets_env={"LEARNFLOW_PG_CONNECTION": self.pg_connection},
+            replica=suffix,
         )
         process = ManagedProcess(
             name=f"{spec.app_id}{suffix}",
-            argv=[sys.executable, "-m", "uvicorn", spec.factory, "--factory", "--host", LOOPBACK,
-                  "--port", str(port), "--no-access-log"],
+            argv=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                spec.factory,
+                "--factory",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
             log_path=self.run_dir / "logs" / f"{spec.app_id}{suffix}.log",
-            env={"DAPR_HTTP_PORT": str(sidecar.http_port), "DAPR_GRPC_PORT": str(sidecar.grpc_port),
-                 "PYTHONUNBUFFERED": "1", **spec.env},
+            env={
+                "DAPR_HTTP_PORT": str(sidecar.http_port),
+                "DAPR_GRPC_PORT": str(sidecar.grpc_port),
+                "PYTHONUNBUFFERED": "1",
+                **spec.env,
+            },
         )
         # The app and its sidecar wait for each other at start-up (the Dapr SDK waits for the
         # sidecar before registering actors; daprd waits for the app), so launch both, then wait.
         process.start()
         sidecar.launch()
         sidecar.wait_ready()
-        process.wait_ready(lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).is_success,
-                           60, "/healthz 200")
+        process.wait_ready(
+            lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz", timeout=1).is_success,
+            60,
+            "/healthz 200",
+        )
         _log(f"{spec.app_id}{suffix}: app {LOOPBACK}:{port}, daprd http {sidecar.http_port}")
         return AppInstance(spec, replica, port, process, sidecar)
 
@@ -178,7 +210,9 @@ class Stack:
             "placement_healthz": self.placement.healthz_port if self.placement else None,
             "apps": {
                 f"{i.spec.app_id}{i.sidecar.replica}": {
-                    "url": i.url, "dapr_http": i.sidecar.http_url, "pid": i.process.pid,
+                    "url": i.url,
+                    "dapr_http": i.sidecar.http_url,
+                    "pid": i.process.pid,
                 }
                 for i in self.instances
             },
@@ -189,4 +223,3 @@ class Stack:
         latest = runs_root() / "latest.json"
         latest.write_text(json.dumps(manifest, indent=2))
         return path
-

@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Depends, Query, Request
-from prometheus_client import Counter
-from pydantic import ValidationError
-
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import SidecarUnavailable
 from learnflow_service_kit.errors import ServiceError
+from prometheus_client import Counter
+from pydantic import ValidationError
+
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest
 from user_progress.progress_gateway import ProgressGateway
 
@@ -57,16 +57,21 @@ async def lesson_generated(
         event = LessonGeneratedV1.model_validate(data)
     except ValidationError as invalid:
         EVENTS.labels("dropped").inc()
-        log.warning("malformed lesson-generated event dead-lettered",
-                    event_id=cloud_event.get("id") if isinstance(cloud_event, dict) else None,
-                    errors=invalid.error_count())
+        log.warning(
+            "malformed lesson-generated event dead-lettered",
+            event_id=cloud_event.get("id") if isinstance(cloud_event, dict) else None,
+            errors=invalid.error_count(),
+        )
         return {"status": "DROP"}
     try:
         applied = await progress.record_lesson(event)
     except (ServiceError, SidecarUnavailable) as failure:
         EVENTS.labels("retried").inc()
-        log.warning("lesson-generated event will be redelivered", lesson_id=event.lesson_id,
-                    error=str(failure))
+        log.warning(
+            "lesson-generated event will be redelivered",
+            lesson_id=event.lesson_id,
+            error=str(failure),
+        )
         return {"status": "RETRY"}
     EVENTS.labels("applied" if applied else "duplicate").inc()
     return {"status": "SUCCESS"}

@@ -11,19 +11,21 @@ from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
-
 from learnflow_contracts.names import PUBSUB, STATESTORE
 from learnflow_service_kit.dapr_client import DaprClient
 from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import configure_logging, install_metrics
+
 from user_progress.api import router
 from user_progress.progress_actor import LearnerProgressActor
 from user_progress.progress_gateway import ActorProgressGateway, ProgressGateway
 from user_progress.settings import Settings
 
 
-def create_app(settings: Settings | None = None, progress: ProgressGateway | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, progress: ProgressGateway | None = None
+) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
     sidecar = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dapr_http_port}", timeout=5.0)
@@ -31,7 +33,9 @@ def create_app(settings: Settings | None = None, progress: ProgressGateway | Non
 
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LearnerProgressActor:
         return LearnerProgressActor(
-            ctx, actor_id, publisher=dapr,
+            ctx,
+            actor_id,
+            publisher=dapr,
             flush_every=timedelta(seconds=settings.outbox_flush_seconds),
         )
 
@@ -47,10 +51,14 @@ def create_app(settings: Settings | None = None, progress: ProgressGateway | Non
     app.state.progress = progress or ActorProgressGateway(dapr, settings.actor_call_timeout_seconds)
     install_error_handlers(app)
     install_metrics(app)
-    app.include_router(health_router({
-        "dapr_sidecar": dapr.sidecar_healthy,
-        "state_store": dapr.state_store_reachable,
-    }))
+    app.include_router(
+        health_router(
+            {
+                "dapr_sidecar": dapr.sidecar_healthy,
+                "state_store": dapr.state_store_reachable,
+            }
+        )
+    )
     app.include_router(router)
     actors = DaprActor(app)
     return app

@@ -16,10 +16,10 @@ import structlog
 from dapr.actor import Actor, ActorInterface, Remindable, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
-from prometheus_client import Counter
-
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
+from prometheus_client import Counter
+
 from user_progress.domain import (
     LearnerProgress,
     ProgressUpdateRequest,
@@ -38,7 +38,9 @@ _OUTBOX = "outbox"
 _ARMED = "outbox-armed"
 
 log = structlog.get_logger()
-DUPLICATES = Counter("progress_duplicates_total", "Updates or events ignored as already applied", ["source"])
+DUPLICATES = Counter(
+    "progress_duplicates_total", "Updates or events ignored as already applied", ["source"]
+)
 
 
 class EventPublisher(Protocol):
@@ -78,10 +80,13 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
             DUPLICATES.labels("update").inc()
         else:
             event = progress_updated_event(request, result.state)
-            await self._save(result.state, {
-                "event_id": f"progress-{request.learner_id}-{request.attempt_id}",
-                "data": event.model_dump(mode="json"),
-            })
+            await self._save(
+                result.state,
+                {
+                    "event_id": f"progress-{request.learner_id}-{request.attempt_id}",
+                    "data": event.model_dump(mode="json"),
+                },
+            )
         return learner_status(result.state, datetime.now(UTC)).model_dump(mode="json")
 
     async def record_lesson(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -123,22 +128,29 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
     async def _save(self, progress: LearnerProgress, pending_event: dict[str, Any] | None) -> None:
         await self._state_manager.set_state(_PROGRESS, progress.model_dump(mode="json"))
         if pending_event is not None:
-            outbox: list[dict[str, Any]] = await self._state_manager.get_or_add_state(_OUTBOX, [])
+            outbox = await self._pending()
             await self._state_manager.set_state(_OUTBOX, [*outbox, pending_event])
             if not await self._state_manager.get_or_add_state(_ARMED, False):
-                await self.register_reminder(FLUSH_REMINDER, b"", self._flush_every, self._flush_every)
+                await self.register_reminder(
+                    FLUSH_REMINDER, b"", self._flush_every, self._flush_every
+                )
                 await self._state_manager.set_state(_ARMED, True)
         await self._state_manager.save_state()
         if pending_event is not None:
             await self._flush()
 
+    async def _pending(self) -> list[dict[str, Any]]:
+        return list(await self._state_manager.get_or_add_state(_OUTBOX, []) or [])
+
     async def _flush(self) -> int:
         """Publish pending events in order; returns how many are still pending."""
-        outbox: list[dict[str, Any]] = await self._state_manager.get_or_add_state(_OUTBOX, [])
+        outbox = await self._pending()
         published = 0
         for entry in outbox:
             try:
-                await self._publisher.publish(PROGRESS_UPDATED_TOPIC, entry["data"], entry["event_id"])
+                await self._publisher.publish(
+                    PROGRESS_UPDATED_TOPIC, entry["data"], entry["event_id"]
+                )
             except Exception as error:  # broker or sidecar down: the reminder retries
                 log.warning("progress-updated publish deferred", error=str(error))
                 break

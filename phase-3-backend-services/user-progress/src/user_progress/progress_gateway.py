@@ -8,6 +8,7 @@ from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import ActorCallFailed, DaprClient
 from learnflow_service_kit.errors import ServiceError
+
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest
 from user_progress.progress_actor import ACTOR_TYPE
 
@@ -33,7 +34,8 @@ class ActorProgressGateway:
             # The actor could not load or save the learner's state: nothing was half-written,
             # because an actor saves all its state in one transaction or not at all.
             raise ServiceError(
-                503, "progress_store_unavailable",
+                503,
+                "progress_store_unavailable",
                 "learner progress is temporarily unavailable; retry later",
                 headers={"Retry-After": "5"},
             ) from failure

@@ -4,9 +4,8 @@ It is the same rule the shared event contracts apply to ``learner_id``/``lesson_
 ``attempt_id``, so anything accepted here can be published without a second failure.
 """
 
-from pydantic import TypeAdapter
-
 from learnflow_contracts.identifiers import ID_MAX_LENGTH, ID_PATTERN, Identifier
+from pydantic import TypeAdapter
 
 __all__ = ["ID_MAX_LENGTH", "ID_PATTERN", "Identifier", "parse_learner_id"]
 
