@@ -26,6 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
+    # Fault tests stop and restart pieces of the shared stack: run them after everything else.
+    items.sort(key=lambda item: item.path.name == "test_faults.py")
 
 
 @dataclass
@@ -158,12 +160,19 @@ def read_topic(stack: Stack) -> TopicReader:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.25) -> Any:
-    """Poll until ``check`` returns something truthy; fail with its last value otherwise."""
+    """Poll until ``check`` returns something truthy; fail with its last value otherwise.
+
+    A connection error counts as "not yet" (a restarted piece is not listening yet).
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        try:
+            last = check()
+        except httpx.TransportError as error:
+            last = error
+        else:
+            if last:
+                return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

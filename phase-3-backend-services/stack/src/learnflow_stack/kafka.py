@@ -94,17 +94,23 @@ class KafkaBroker:
         config = self._write_config()
         log = self.run_dir / "logs" / "kafka.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        if not (self.run_dir / "kafka" / "data" / "meta.properties").exists():
+            self._format(config, log)
+        self.process = ManagedProcess(
+            name="kafka", argv=self._java("kafka.Kafka", str(config)), log_path=log
+        )
+        self.process.start()
+
+    def _format(self, config: Path, log: Path) -> None:
         with log.open("ab") as out:
             formatted = subprocess.run(
                 self._java(
                     "kafka.tools.StorageTool",
                     "format",
                     "--standalone",
-                    "-t",
-                    _cluster_id(),
+                    f"--cluster-id={_cluster_id()}",
                     "-c",
                     str(config),
-                    "--ignore-formatted",
                 ),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -112,10 +118,6 @@ class KafkaBroker:
             )
         if formatted.returncode != 0:
             raise StartError(f"kafka storage format failed; see {log}")
-        self.process = ManagedProcess(
-            name="kafka", argv=self._java("kafka.Kafka", str(config)), log_path=log
-        )
-        self.process.start()
 
     def wait_ready(self) -> None:
         assert self.process is not None, "launch() first"
