@@ -5,6 +5,7 @@ a local OpenAI-compatible stub that counts the calls it gets."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
@@ -20,6 +21,10 @@ from learnflow_stack import services
 from learnflow_stack.ports import LOOPBACK, free_port
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import Stack
+
+
+# Test stacks keep their runs apart from the one `make run` started (and its latest.json).
+os.environ["LEARNFLOW_RUNS_DIR"] = "/tmp/learnflow-test-runs"  # noqa: S108
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

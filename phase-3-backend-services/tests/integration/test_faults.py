@@ -22,19 +22,29 @@ def _learner() -> str:
 
 
 def _generate(stack: Stack, learner: str, topic: str) -> httpx.Response:
-    return httpx.post(f"{stack.app('course-agent').url}/generate-lesson",
-                      json={"learner_id": learner, "topic": topic}, timeout=60)
+    return httpx.post(
+        f"{stack.app('course-agent').url}/generate-lesson",
+        json={"learner_id": learner, "topic": topic},
+        timeout=60,
+    )
 
 
 def _update(stack: Stack, learner: str, attempt: str, score: int = 70) -> httpx.Response:
-    body = {"learner_id": learner, "lesson_id": "lesson-1", "attempt_id": attempt, "kind": "quiz",
-            "score": score, "occurred_at": datetime.now(UTC).isoformat()}
+    body = {
+        "learner_id": learner,
+        "lesson_id": "lesson-1",
+        "attempt_id": attempt,
+        "kind": "quiz",
+        "score": score,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
     return httpx.post(f"{stack.app('user-progress').url}/update-progress", json=body, timeout=60)
 
 
 def _status(stack: Stack, learner: str) -> dict[str, Any]:
-    response = httpx.get(f"{stack.app('user-progress').url}/status",
-                         params={"learner_id": learner}, timeout=30)
+    response = httpx.get(
+        f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=30
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -101,7 +111,10 @@ def test_state_store_down_is_a_clear_503_and_publishes_nothing(
     # Nothing half-written: the refused update is absent, and applying it now counts it once.
     assert _status(stack, learner)["average_score"] is None
     assert _update(stack, learner, attempt).json()["average_score"] == 70
-    assert read_topic(LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("learner_id") == learner) == []
+    assert (
+        read_topic(LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("learner_id") == learner)
+        == []
+    )
 
 
 def test_kafka_down_then_back_loses_no_event(stack: Stack, read_topic: TopicReader) -> None:
@@ -115,10 +128,18 @@ def test_kafka_down_then_back_loses_no_event(stack: Stack, read_topic: TopicRead
     assert update.status_code == 200, update.text
     # ...and both events arrive once it is back (outbox relay and actor reminder).
     lesson_id = lesson.json()["lesson_id"]
-    eventually(lambda: read_topic(LESSON_GENERATED_TOPIC,
-                                  lambda e: e.get("data", {}).get("lesson_id") == lesson_id), 90)
-    eventually(lambda: read_topic(PROGRESS_UPDATED_TOPIC,
-                                  lambda e: e.get("data", {}).get("attempt_id") == attempt), 90)
+    eventually(
+        lambda: read_topic(
+            LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("lesson_id") == lesson_id
+        ),
+        90,
+    )
+    eventually(
+        lambda: read_topic(
+            PROGRESS_UPDATED_TOPIC, lambda e: e.get("data", {}).get("attempt_id") == attempt
+        ),
+        90,
+    )
     # User Progress consumed the lesson event too.
     eventually(lambda: _status(stack, learner)["lessons_assigned"] >= 1, 90)
 

@@ -10,6 +10,7 @@ from learnflow_contracts.levels import Level
 from pydantic import BaseModel, ConfigDict
 
 from course_agent.domain.lesson import LessonDraft
+from course_agent.domain.personalisation import Personalisation
 
 Personalization = Literal["applied", "no_history", "unavailable"]
 
@@ -31,6 +32,8 @@ class LessonRecord(BaseModel):
     completion_tokens: int
     personalized: bool
     personalization: Personalization
+    # Exactly the progress the prompt was personalised with (after trimming to the budget).
+    personalised_with: Personalisation | None
     trimmed: tuple[str, ...]
     created_at: datetime
 

@@ -192,6 +192,7 @@ class LessonService:
             completion_tokens=generated.completion_tokens,
             personalized=prompt.personalized,
             personalization=personalization,
+            personalised_with=prompt.personalisation,
             trimmed=prompt.trimmed,
             created_at=datetime.now(UTC),
         )

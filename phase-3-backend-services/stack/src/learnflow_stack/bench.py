@@ -62,6 +62,7 @@ LESSON_LIST_REQUESTS = 300
 PROGRESS_HOT_REQUESTS = 300
 PROGRESS_MANY_REQUESTS = 300
 LAG_EVENTS = 50
+LONE_LAG_EVENTS = 5  # not scaled: published one at a time before the burst
 LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed page
 HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
 _MIB = 1024 * 1024
@@ -340,15 +341,43 @@ def lesson_generated_event(lesson_id: str, learner_id: str) -> dict[str, Any]:
 # -- scenarios -----------------------------------------------------------------------------
 
 
+@dataclass
+class WatchedEvents:
+    published_at: dict[str, float] = field(default_factory=dict)  # learner -> publish sent
+    visible_at: dict[str, float] = field(default_factory=dict)  # learner -> GET showed it
+    rounds: list[float] = field(default_factory=list)  # durations of the poll rounds
+    publish_errors: list[str] = field(default_factory=list)
+    poll_errors: list[str] = field(default_factory=list)
+
+    def lags(self) -> list[float]:
+        return [seen - self.published_at[learner] for learner, seen in self.visible_at.items()]
+
+    def mean_round(self) -> float | None:
+        return sum(self.rounds) / len(self.rounds) if self.rounds else None
+
+    def merge(self, other: WatchedEvents) -> None:
+        self.published_at.update(other.published_at)
+        self.visible_at.update(other.visible_at)
+        self.rounds += other.rounds
+        self.publish_errors += other.publish_errors
+        self.poll_errors += other.poll_errors
+
+
 @dataclass(frozen=True)
 class EventLagResult:
-    published: int
-    visible: int
+    """Publish-to-visible lag. A lag is resolved to one poll round: the time between two
+    GET /status of the same learner (the mean round durations are kept to show it)."""
+
+    lone_published: int
+    lone: LatencySummary | None  # of those that became visible
+    lone_mean_poll_seconds: float | None
+    burst_published: int
+    burst_visible: int
+    burst_lag: LatencySummary | None
+    burst_events_per_second: float  # visible / (last visible - first publish)
+    burst_mean_poll_round_seconds: float | None
     publish_errors: int
     poll_errors: int
-    lag: LatencySummary | None
-    events_per_second: float  # visible events / (last visible - first publish)
-    mean_poll_round_seconds: float | None  # how finely "visible" is resolved
     first_error: str | None = None
 
 
@@ -577,22 +606,18 @@ class Workloads:
             self.config.count(PROGRESS_MANY_REQUESTS),
         )
 
-    async def event_lag(self) -> EventLagResult:
-        """Publish a batch of lesson-generated events, each for its own learner, through the
-        Course Agent's daprd while polling GET /status for each until it shows the lesson."""
-        count = self.config.count(LAG_EVENTS)
-        deadline = self._deadline()
-        publish_url = (
-            f"{self.agent.sidecar.http_url}/v1.0/publish/{PUBSUB}/{LESSON_GENERATED_TOPIC}"
-        )
-        published_at: dict[str, float] = {}
-        visible_at: dict[str, float] = {}
-        errors: dict[str, list[str]] = {"publish": [], "poll": []}
-        rounds: list[float] = []
+    async def _publish_and_watch(self, indices: range, deadline: float) -> WatchedEvents:
+        """Publish a lesson-generated event for each index, each for its own learner, through
+        the Course Agent's daprd, while polling GET /status of every published learner not yet
+        showing the lesson, in rounds, until all show it or ``deadline``."""
+        url = f"{self.agent.sidecar.http_url}/v1.0/publish/{PUBSUB}/{LESSON_GENERATED_TOPIC}"
+        watched = WatchedEvents()
+        if time.perf_counter() >= deadline:
+            return watched  # nothing published that nobody would watch
         publishing = asyncio.Event()
         publishing.set()
         publish_slots = asyncio.Semaphore(self.config.concurrency)
-        poll_slots = asyncio.Semaphore(self.config.concurrency)
+        poll_slots = asyncio.Semaphore(self.config.progress_concurrency)
 
         async def publish(index: int) -> None:
             learner = self._id("lag", index)
@@ -600,15 +625,15 @@ class Workloads:
             async with publish_slots:
                 sent = time.perf_counter()
                 try:
-                    expect(await self.client.post(publish_url, json=event), 204)
+                    expect(await self.client.post(url, json=event), 204)
                 except (httpx.HTTPError, UnexpectedAnswer) as error:
-                    errors["publish"].append(f"{type(error).__name__}: {error}")
+                    watched.publish_errors.append(f"{type(error).__name__}: {error}")
                     return
-            published_at[learner] = sent
+            watched.published_at[learner] = sent
 
         async def publish_all() -> None:
             try:
-                await asyncio.gather(*(publish(index) for index in range(count)))
+                await asyncio.gather(*(publish(index) for index in indices))
             finally:
                 publishing.clear()
 
@@ -616,13 +641,16 @@ class Workloads:
             async with poll_slots:
                 try:
                     if await self._lessons_assigned(learner) >= 1:
-                        visible_at[learner] = time.perf_counter()
+                        watched.visible_at[learner] = time.perf_counter()
                 except (httpx.HTTPError, UnexpectedAnswer) as error:
-                    errors["poll"].append(f"{type(error).__name__}: {error}")
+                    watched.poll_errors.append(f"{type(error).__name__}: {error}")
 
         async def watch() -> None:
             while time.perf_counter() < deadline:
-                pending = [learner for learner in published_at if learner not in visible_at]
+                # Oldest first: they are the likeliest to have arrived.
+                pending = [
+                    learner for learner in watched.published_at if learner not in watched.visible_at
+                ]
                 if not pending:
                     if not publishing.is_set():
                         return
@@ -630,22 +658,48 @@ class Workloads:
                     continue
                 began = time.perf_counter()
                 await asyncio.gather(*(check(learner) for learner in pending))
-                rounds.append(time.perf_counter() - began)
+                watched.rounds.append(time.perf_counter() - began)
 
         await asyncio.gather(publish_all(), watch())
-        lags = [visible_at[learner] - published_at[learner] for learner in visible_at]
-        span = max(visible_at.values()) - min(published_at.values()) if visible_at else 0.0
-        first_error = next(iter(errors["publish"] + errors["poll"]), None)
-        _log(f"event lag: {len(published_at)} published, {len(visible_at)} visible")
+        return watched
+
+    async def event_lag(self) -> EventLagResult:
+        """First LONE_LAG_EVENTS events one at a time (nothing queued, one GET per poll round),
+        then a burst of LAG_EVENTS published at once (queueing, and the consumption rate)."""
+        deadline = self._deadline()
+        lone = WatchedEvents()
+        for index in range(LONE_LAG_EVENTS):
+            lone.merge(await self._publish_and_watch(range(index, index + 1), deadline))
+        burst_count = self.config.count(LAG_EVENTS)
+        burst = await self._publish_and_watch(
+            range(LONE_LAG_EVENTS, LONE_LAG_EVENTS + burst_count), deadline
+        )
+        span = (
+            max(burst.visible_at.values()) - min(burst.published_at.values())
+            if burst.visible_at
+            else 0.0
+        )
+        errors = [
+            *lone.publish_errors,
+            *burst.publish_errors,
+            *lone.poll_errors,
+            *burst.poll_errors,
+        ]
+        _log(
+            f"event lag: {len(lone.visible_at)} lone and {len(burst.visible_at)} burst events seen"
+        )
         return EventLagResult(
-            published=len(published_at),
-            visible=len(visible_at),
-            publish_errors=len(errors["publish"]),
-            poll_errors=len(errors["poll"]),
-            lag=summarize(lags),
-            events_per_second=throughput(len(visible_at), span),
-            mean_poll_round_seconds=sum(rounds) / len(rounds) if rounds else None,
-            first_error=first_error,
+            lone_published=len(lone.published_at),
+            lone=summarize(lone.lags()),
+            lone_mean_poll_seconds=lone.mean_round(),
+            burst_published=len(burst.published_at),
+            burst_visible=len(burst.visible_at),
+            burst_lag=summarize(burst.lags()),
+            burst_events_per_second=throughput(len(burst.visible_at), span),
+            burst_mean_poll_round_seconds=burst.mean_round(),
+            publish_errors=len(lone.publish_errors) + len(burst.publish_errors),
+            poll_errors=len(lone.poll_errors) + len(burst.poll_errors),
+            first_error=errors[0] if errors else None,
         )
 
 
@@ -871,24 +925,32 @@ def render(report: BenchReport) -> str:
 
 def _event_lag_lines(lag: EventLagResult) -> list[str]:
     lines = [
-        "Event lag: lesson-generated published via course-agent's daprd -> GET /status shows it",
-        f"  {lag.published} published ({lag.publish_errors} errors), {lag.visible} visible, "
-        f"{lag.poll_errors} poll errors",
+        "Event lag: lesson-generated published via course-agent's daprd -> GET /status shows it"
     ]
-    if lag.lag is not None:
+    if lone := lag.lone:
         lines.append(
-            f"  lag p50 {lag.lag.p50 * 1000:.0f} ms, p95 {lag.lag.p95 * 1000:.0f} ms, "
-            f"p99 {lag.lag.p99 * 1000:.0f} ms, max {lag.lag.maximum * 1000:.0f} ms; "
-            f"batch consumed at {lag.events_per_second:.1f} events/s"
+            f"  one at a time ({lone.count} of {lag.lone_published} seen): "
+            f"p50 {lone.p50 * 1000:.0f} ms, max {lone.maximum * 1000:.0f} ms; "
+            f"resolution ~{_rounded_ms(lag.lone_mean_poll_seconds)} (one GET /status)"
         )
-    if lag.mean_poll_round_seconds is not None:
+    lines.append(
+        f"  burst of {lag.burst_published} published at once: {lag.burst_visible} became visible"
+    )
+    if burst := lag.burst_lag:
         lines.append(
-            f"  resolution: one poll round of the pending learners took "
-            f"{lag.mean_poll_round_seconds * 1000:.0f} ms on average"
+            f"    lag p50 {burst.p50 * 1000:.0f} ms, p95 {burst.p95 * 1000:.0f} ms, "
+            f"p99 {burst.p99 * 1000:.0f} ms, max {burst.maximum * 1000:.0f} ms; "
+            f"consumed at {lag.burst_events_per_second:.1f} events/s; "
+            f"resolution ~{_rounded_ms(lag.burst_mean_poll_round_seconds)} (one poll round)"
         )
+    lines.append(f"  {lag.publish_errors} publish errors, {lag.poll_errors} poll errors")
     if lag.first_error:
         lines.append(f"  first error: {lag.first_error}")
     return lines
+
+
+def _rounded_ms(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def _memory_lines(memory: list[ProcessMemory]) -> list[str]:

@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from learnflow_stack import services
+from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.process import StartError
 from learnflow_stack.stack import Stack
 
@@ -55,10 +56,17 @@ Ctrl-C stops everything.
     return 0
 
 
+def demo(_: argparse.Namespace) -> int:
+    return run_against_running_stack()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="learnflow-stack")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the local stack with both services").set_defaults(run=up)
+    commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
+        run=demo
+    )
     args = parser.parse_args()
     result: int = args.run(args)
     return result

@@ -1,0 +1,153 @@
+"""`learnflow-stack demo`: the whole loop against a running stack, with no API key.
+
+generate a lesson → its event reaches User Progress → progress updates → status shows a weak
+topic → the next lesson is personalised by it. The lessons come from recorded answers
+(evals/recordings: the "fractions-beginner" and "demo-next-lesson-personalised" cases).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from learnflow_stack.paths import runs_root
+
+FIRST_LESSON = {"topic": "Adding fractions", "level": "beginner"}
+NEXT_LESSON = {"topic": "Equivalent fractions"}
+# A learner who struggles: these scores make "Adding fractions" a weak topic.
+PROGRESS = [("started", None), ("quiz", 45), ("exercise", 40), ("completed", None)]
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoReport:
+    learner_id: str
+    first_lesson: dict[str, Any] = field(default_factory=dict)
+    event_lag_seconds: float = 0.0
+    status: dict[str, Any] = field(default_factory=dict)
+    next_lesson: dict[str, Any] = field(default_factory=dict)
+
+
+def _expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
+    if response.status_code not in statuses:
+        raise DemoFailed(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def walk(
+    course_agent_url: str, user_progress_url: str, say: Callable[[str], None] = print
+) -> DemoReport:
+    report = DemoReport(learner_id=f"demo-{uuid.uuid4().hex[:8]}")
+    learner = report.learner_id
+    with httpx.Client(timeout=60) as http:
+        say(f"1. POST /generate-lesson for a new learner {learner}: {FIRST_LESSON}")
+        lesson = _expect(
+            http.post(
+                f"{course_agent_url}/generate-lesson", json={"learner_id": learner, **FIRST_LESSON}
+            ),
+            200,
+            201,
+        )
+        report.first_lesson = lesson
+        say(
+            f'   -> {lesson["lesson_id"]} "{lesson["content"]["title"]}" '
+            f"(model {lesson['model']}, {lesson['prompt_tokens']}+{lesson['completion_tokens']} "
+            f"tokens, personalised: {lesson['personalized']}, {lesson['personalization']})"
+        )
+
+        say("2. lesson-generated travels through Kafka to User Progress")
+        started = time.monotonic()
+        deadline = started + 60
+        while True:
+            status = _expect(
+                http.get(f"{user_progress_url}/status", params={"learner_id": learner}), 200
+            )
+            if status["lessons_assigned"] >= 1:
+                break
+            if time.monotonic() > deadline:
+                raise DemoFailed("the lesson-generated event did not reach User Progress in 60 s")
+            time.sleep(0.2)
+        report.event_lag_seconds = time.monotonic() - started
+        say(
+            f"   -> visible in GET /status after {report.event_lag_seconds:.2f} s "
+            f"(lessons assigned: {status['lessons_assigned']})"
+        )
+
+        say("3. POST /update-progress: the learner works through the lesson")
+        at = datetime.now(UTC) - timedelta(minutes=10)
+        for step, (kind, score) in enumerate(PROGRESS):
+            update = {
+                "learner_id": learner,
+                "lesson_id": lesson["lesson_id"],
+                "attempt_id": f"{learner}-{step}",
+                "kind": kind,
+                "time_spent_seconds": 120,
+                "occurred_at": (at + timedelta(minutes=step)).isoformat(),
+            }
+            if score is not None:
+                update["score"] = score
+            status = _expect(http.post(f"{user_progress_url}/update-progress", json=update), 200)
+            say(
+                f"   -> {kind}{f' score {score}' if score is not None else ''}: "
+                f"average {status['average_score']}, completed {status['lessons_completed']}"
+            )
+        report.status = status
+
+        say("4. GET /status")
+        say(
+            f"   -> weak topics {status['weak_topics']}, strengths {status['strengths']}, "
+            f"completion {status['completion_rate']:.0%}, streak {status['streak_days']} day(s), "
+            f"suggested level {status['projection']['suggested_level']}"
+        )
+
+        say(f"5. POST /generate-lesson for the next topic: {NEXT_LESSON}")
+        following = _expect(
+            http.post(
+                f"{course_agent_url}/generate-lesson", json={"learner_id": learner, **NEXT_LESSON}
+            ),
+            200,
+            201,
+        )
+        report.next_lesson = following
+        say(
+            f'   -> {following["lesson_id"]} "{following["content"]["title"]}" '
+            f"(level {following['level']}, personalised: {following['personalized']})"
+        )
+        say(f"   -> the prompt carried: {json.dumps(following['personalised_with'])}")
+    return report
+
+
+def run_against_running_stack() -> int:
+    manifest_path = runs_root() / "latest.json"
+    try:
+        manifest = json.loads(Path(manifest_path).read_text())
+        apps = manifest["apps"]
+        agent, progress = apps["course-agent"]["url"], apps["user-progress"]["url"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        print(
+            f"no running stack found ({manifest_path}); start one with `make run`", file=sys.stderr
+        )
+        return 1
+    try:
+        walk(agent, progress)
+    except (DemoFailed, httpx.HTTPError) as failure:
+        print(f"demo failed: {failure}", file=sys.stderr)
+        return 1
+    print("demo complete: generate → event → progress → status → personalised next lesson")
+    return 0
