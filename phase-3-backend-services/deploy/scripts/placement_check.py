@@ -32,7 +32,9 @@ def registration_problems(metadata: dict[str, Any], expected_types: set[str]) ->
     runtime = metadata.get("actorRuntime") or {}
     problems = []
     if runtime.get("placement") != CONNECTED:
-        problems.append(f"actorRuntime.placement is {runtime.get('placement')!r}, not {CONNECTED!r}")
+        problems.append(
+            f"actorRuntime.placement is {runtime.get('placement')!r}, not {CONNECTED!r}"
+        )
     if runtime.get("hostReady") is not True:
         problems.append("actorRuntime.hostReady is not true")
     registered = registered_actor_types(metadata)

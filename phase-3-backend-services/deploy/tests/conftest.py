@@ -75,7 +75,10 @@ def _yaml_documents(path: Path) -> list[Manifest]:
 def rendered_overlay_text() -> str:
     result = subprocess.run(
         [_project_tool("kubectl"), "kustomize", OVERLAY_DIR],
-        capture_output=True, text=True, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, f"kubectl kustomize failed:\n{result.stderr}"
     return result.stdout
@@ -108,9 +111,7 @@ def cluster_dapr_resources(rendered_overlay: list[Manifest]) -> list[Manifest]:
 
 @pytest.fixture(scope="session")
 def local_dapr_resources() -> list[Manifest]:
-    return [
-        doc for path in sorted(COMPONENTS_DIR.glob("*.yaml")) for doc in _yaml_documents(path)
-    ]
+    return [doc for path in sorted(COMPONENTS_DIR.glob("*.yaml")) for doc in _yaml_documents(path)]
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,11 @@ def dapr_module_dir(pinned_versions: dict[str, str]) -> Path:
     if not module_dir.is_dir():
         download = subprocess.run(
             ["go", "mod", "download", "-json", f"github.com/dapr/dapr@{version}"],
-            capture_output=True, text=True, check=False, env=env, timeout=900,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=900,
         )
         assert download.returncode == 0, f"go mod download failed:\n{download.stderr}"
         module_dir = Path(json.loads(download.stdout)["Dir"])
@@ -150,9 +155,11 @@ def dapr_crd_schemas(dapr_module_dir: Path) -> dict[tuple[str, str], Manifest]:
 def _dockerfile_stages(text: str) -> list[list[Instruction]]:
     """Stage 0 holds what precedes the first FROM (global ARGs); each later stage starts
     with its FROM. Comments dropped, continuation lines joined, whitespace runs collapsed."""
-    logical = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")
-    ))
+    logical = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     stages: list[list[Instruction]] = [[]]
     for line in filter(str.strip, logical.splitlines()):
         keyword, _, arguments = line.strip().partition(" ")
@@ -174,7 +181,8 @@ def dockerfiles() -> dict[str, list[list[Instruction]]]:
 def _script_module(name: str) -> ModuleType:
     """One of the stdlib-only scripts minikube-up.sh runs inside the service containers."""
     spec = importlib.util.spec_from_file_location(name, DEPLOY_DIR / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -77,7 +77,7 @@ def image_env(stages: Stages, mapping: dict[str, Path]) -> dict[str, str]:
         name, _, value = pair.partition("=")
         for image_path, local in sorted(mapping.items(), key=lambda item: -len(item[0])):
             if value == image_path or value.startswith(f"{image_path}/"):
-                value = str(local) + value[len(image_path):]
+                value = str(local) + value[len(image_path) :]
                 break
         env[name] = value.replace("$PATH", os.environ["PATH"])
     return env
@@ -92,13 +92,15 @@ def unused_port() -> int:
 
 def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - loopback http
             return reply.status, reply.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
 
-def wait_for_healthz(probe: Callable[[], tuple[int, bytes] | None], app: subprocess.Popen[str]) -> bytes:
+def wait_for_healthz(
+    probe: Callable[[], tuple[int, bytes] | None], app: subprocess.Popen[str]
+) -> bytes:
     """Polls until /healthz answers 200; fails with the app's output if it exits or stalls."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline and app.poll() is None:
@@ -129,8 +131,12 @@ def started() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
     def start(*command: str | Path, **kwargs: Any) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [str(part) for part in command], start_new_session=True, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs,
+            [str(part) for part in command],
+            start_new_session=True,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **kwargs,
         )
         processes.append(process)
         return process
@@ -144,7 +150,8 @@ def uv_executable(pinned_versions: dict[str, str]) -> Path:
     """`uv run` exports UV; otherwise PATH, otherwise the project's pinned uv in the cache."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     for candidate in (
-        os.environ.get("UV"), shutil.which("uv"),
+        os.environ.get("UV"),
+        shutil.which("uv"),
         cache / "learnflow" / f"uv-{pinned_versions['UV_VERSION']}" / "bin" / "uv",
     ):
         if candidate and Path(candidate).is_file():
@@ -168,7 +175,10 @@ def test_fresh_venv_built_like_the_image_serves_healthz(
     uv = uv_executable(pinned_versions)
     subprocess.run(
         ["sh", DEPLOY_DIR / "container" / "install-service.sh", service, venv],
-        cwd=REPO_ROOT, check=True, capture_output=True, timeout=600,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
         env={**os.environ, "PATH": f"{uv.parent}{os.pathsep}{os.environ['PATH']}"},
     )
     site = next((venv / "lib").glob("python3*/site-packages"))
@@ -187,7 +197,8 @@ def test_fresh_venv_built_like_the_image_serves_healthz(
     started(sys.executable, STUB, str(sidecar_port))
     app = started(
         *on_port(image_cmd(stages), "127.0.0.1", app_port),
-        cwd=scratch, env={**env, "DAPR_HTTP_PORT": str(sidecar_port)},
+        cwd=scratch,
+        env={**env, "DAPR_HTTP_PORT": str(sidecar_port)},
     )
     base = f"http://127.0.0.1:{app_port}"
 
@@ -215,9 +226,16 @@ def buildah_unusable_reason() -> str | None:
             return "buildah and debootstrap are missing and this is not Debian (no apt-get)"
         if os.geteuid() != 0:
             return "buildah and debootstrap are missing and installing them needs root"
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "buildah", "debootstrap"]):
+        for command in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "buildah", "debootstrap"],
+        ):
             result = subprocess.run(
-                command, capture_output=True, text=True, check=False, timeout=900,
+                command,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=900,
                 env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
             )
             if result.returncode != 0:
@@ -227,8 +245,9 @@ def buildah_unusable_reason() -> str | None:
         return f"missing tools: {', '.join(missing)}"
     if os.geteuid() != 0:
         return "running an image in a private network namespace needs root"
-    probe = subprocess.run([BUILDAH, "from", "scratch"], capture_output=True, text=True,
-                           check=False, timeout=120)
+    probe = subprocess.run(
+        [BUILDAH, "from", "scratch"], capture_output=True, text=True, check=False, timeout=120
+    )
     if probe.returncode != 0:
         return f"buildah cannot create containers here: {probe.stderr.strip()[-500:]}"
     subprocess.run([BUILDAH, "rm", probe.stdout.strip()], capture_output=True, check=False)
@@ -243,7 +262,10 @@ def local_python_base() -> str:
         pytest.skip(f"container build skipped: {reason}")
     made = subprocess.run(
         [DEPLOY_DIR / "container" / "make-local-base.sh"],
-        capture_output=True, text=True, check=False, timeout=1800,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
     )
     if made.returncode != 0:
         pytest.skip(f"container build skipped: no local base image: {made.stderr[-800:]}")
@@ -253,22 +275,32 @@ def local_python_base() -> str:
 def wait_for_private_stub(stub: subprocess.Popen[str], netns: list[str]) -> None:
     """Until the stub runs in its own network namespace and answers there: entering the
     namespace any earlier would enter the host's."""
-    health = ("import urllib.request as r; "
-              "r.urlopen('http://127.0.0.1:3500/v1.0/healthz/outbound', timeout=2)")
+    health = (
+        "import urllib.request as r; "
+        "r.urlopen('http://127.0.0.1:3500/v1.0/healthz/outbound', timeout=2)"
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and stub.poll() is None:
         private = os.readlink(f"/proc/{stub.pid}/ns/net") != os.readlink("/proc/self/ns/net")
-        if private and subprocess.run([*netns, sys.executable, "-c", health],
-                                      capture_output=True, check=False).returncode == 0:
+        if (
+            private
+            and subprocess.run(
+                [*netns, sys.executable, "-c", health], capture_output=True, check=False
+            ).returncode
+            == 0
+        ):
             return
         time.sleep(0.2)
-    pytest.fail(f"sidecar health stub did not come up in a private network namespace:\n"
-                f"{stub.communicate(timeout=5)[0] if stub.poll() is not None else ''}")
+    pytest.fail(
+        f"sidecar health stub did not come up in a private network namespace:\n"
+        f"{stub.communicate(timeout=5)[0] if stub.poll() is not None else ''}"
+    )
 
 
 def buildah(*args: str | Path, timeout: float = 120) -> str:
-    result = subprocess.run([BUILDAH, *map(str, args)], capture_output=True, text=True,
-                            check=False, timeout=timeout)
+    result = subprocess.run(
+        [BUILDAH, *map(str, args)], capture_output=True, text=True, check=False, timeout=timeout
+    )
     assert result.returncode == 0, f"buildah {' '.join(map(str, args))}:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -284,10 +316,21 @@ def test_image_builds_and_its_cmd_serves_healthz(
 ) -> None:
     tag = f"localhost/learnflow/{service}:test"
     buildah(
-        "bud", "--isolation", "chroot", "--pull=never", "--format", "docker",
-        "--build-arg", f"PYTHON_IMAGE={local_python_base}",
-        "--build-arg", f"UV_VERSION={pinned_versions['UV_VERSION']}",
-        "--file", PHASE_DIR / service / "Dockerfile", "--tag", tag, REPO_ROOT,
+        "bud",
+        "--isolation",
+        "chroot",
+        "--pull=never",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"PYTHON_IMAGE={local_python_base}",
+        "--build-arg",
+        f"UV_VERSION={pinned_versions['UV_VERSION']}",
+        "--file",
+        PHASE_DIR / service / "Dockerfile",
+        "--tag",
+        tag,
+        REPO_ROOT,
         timeout=1200,
     )
     container = ""
@@ -299,26 +342,45 @@ def test_image_builds_and_its_cmd_serves_healthz(
         assert "8000/tcp" in config["ExposedPorts"]
         assert config["Healthcheck"]["Test"][0] == "CMD"
         container = buildah("from", "--pull=never", tag).strip()
-        dev_only = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in " \
-                   "('pytest', 'learnflow_stack', 'uv')))"
+        dev_only = (
+            "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in "
+            "('pytest', 'learnflow_stack', 'uv')))"
+        )
         buildah("run", "--isolation", "chroot", container, "--", "python", "-c", dev_only)
 
         # The CMD as the image says, port 8000 included, in a network namespace of its own
         # (only loopback), next to the sidecar health stub on Dapr's default port.
-        stub = started("unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                       sys.executable, STUB, "3500")
+        stub = started(
+            "unshare",
+            "--net",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$@"',
+            "sh",
+            sys.executable,
+            STUB,
+            "3500",
+        )
         netns = ["nsenter", f"--net=/proc/{stub.pid}/ns/net"]
         wait_for_private_stub(stub, netns)
-        app = started(*netns, BUILDAH, "run", "--isolation", "chroot", container, "--",
-                      *config["Cmd"])
+        app = started(
+            *netns, BUILDAH, "run", "--isolation", "chroot", container, "--", *config["Cmd"]
+        )
         running += [app, stub]
 
         def probe() -> tuple[int, bytes] | None:
-            fetch = ("import sys, urllib.request as r; "
-                     "sys.stdout.write(r.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"
-                     ".read().decode())")
-            result = subprocess.run([*netns, sys.executable, "-c", fetch], capture_output=True,
-                                    text=True, check=False, timeout=30)
+            fetch = (
+                "import sys, urllib.request as r; "
+                "sys.stdout.write(r.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"
+                ".read().decode())"
+            )
+            result = subprocess.run(
+                [*netns, sys.executable, "-c", fetch],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
             return (200, result.stdout.encode()) if result.returncode == 0 else None
 
         assert json.loads(wait_for_healthz(probe, app)) == {"status": "ok"}

@@ -48,7 +48,8 @@ def containers(workload: Manifest) -> list[Manifest]:
 
 def service_deployments(docs: list[Manifest]) -> list[Manifest]:
     return [
-        d for d in of_kind(docs, "Deployment")
+        d
+        for d in of_kind(docs, "Deployment")
         if d["metadata"]["labels"].get("app.kubernetes.io/component") == "app"
     ]
 
@@ -75,8 +76,9 @@ def script_assignment(name: str) -> str:
 def secrets_created_by_minikube_up() -> dict[str, set[str]]:
     """Secret name -> keys, from the `kubectl create secret generic` calls in minikube-up.sh."""
     created: dict[str, set[str]] = {}
-    for call in re.finditer(r"create secret generic (\S+)((?:\s*\\\n\s*--from-file=\S+)*)",
-                            minikube_up()):
+    for call in re.finditer(
+        r"create secret generic (\S+)((?:\s*\\\n\s*--from-file=\S+)*)", minikube_up()
+    ):
         created[call.group(1)] = set(re.findall(r"--from-file=(\w+)=", call.group(2)))
     return created
 
@@ -98,7 +100,8 @@ def test_every_service_selects_one_workload_on_a_declared_port(
     for service in of_kind(rendered_overlay, "Service"):
         selector = service["spec"]["selector"]
         (target,) = [
-            w for w in workloads
+            w
+            for w in workloads
             if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()
         ]
         declared = {
@@ -132,10 +135,14 @@ def test_services_listen_where_dapr_the_service_and_the_image_expect(
             == service_port["port"]
         )
         assert service_port["targetPort"] == port["name"]
-        probes = {kind: container[kind]["httpGet"] for kind in
-                  ("startupProbe", "livenessProbe", "readinessProbe")}
+        probes = {
+            kind: container[kind]["httpGet"]
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+        }
         assert {kind: probe["path"] for kind, probe in probes.items()} == {
-            "startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"
+            "startupProbe": "/healthz",
+            "livenessProbe": "/healthz",
+            "readinessProbe": "/readyz",
         }
         assert all(probe["port"] == port["name"] for probe in probes.values())
 
@@ -147,7 +154,8 @@ def test_service_images_are_built_from_the_service_dockerfiles(
     for deployment in service_deployments(rendered_overlay):
         (container,) = pod_spec(deployment)["containers"]
         repository, _, tag = container["image"].partition(":")
-        assert repository == f"learnflow/{deployment['metadata']['name']}" and tag
+        assert repository == f"learnflow/{deployment['metadata']['name']}"
+        assert tag
         assert (PHASE_DIR / deployment["metadata"]["name"] / "Dockerfile").is_file()
         assert container["imagePullPolicy"] == "Never", "images exist only inside Minikube"
 
@@ -179,8 +187,7 @@ def test_app_ids_are_unique_and_those_of_the_contracts(rendered_overlay: list[Ma
         app = deployment["metadata"]["name"]
         (container,) = pod_spec(deployment)["containers"]
         assert dapr_annotation(deployment, "app-id") == app == container["name"]
-        assert deployment["spec"]["template"]["metadata"]["labels"][
-            "app.kubernetes.io/name"] == app
+        assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == app
         assert dapr_annotation(deployment, "enabled") == "true"
         for key in ("config", "enable-metrics", "metrics-port", "log-level"):
             assert dapr_annotation(deployment, key)
@@ -203,7 +210,8 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
         declared = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"].split(",")
         main = importlib.import_module(f"{app.replace('-', '_')}.main")
         registered = {
-            name for name, value in vars(main).items()
+            name
+            for name, value in vars(main).items()
             if isinstance(value, type) and issubclass(value, Actor) and value is not Actor
         }
         assert set(declared) == registered, app
@@ -213,7 +221,8 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
 
 
 def is_secret_store(doc: Manifest) -> bool:
-    return doc["kind"] == "Component" and doc["spec"]["type"].startswith("secretstores.")
+    component_type: str = doc["spec"]["type"] if doc["kind"] == "Component" else ""
+    return component_type.startswith("secretstores.")
 
 
 def test_components_are_those_of_the_local_stack_and_the_contracts(
@@ -223,7 +232,8 @@ def test_components_are_those_of_the_local_stack_and_the_contracts(
     # built-in "kubernetes" secret store, which needs no Component.
     local = {
         d["metadata"]["name"]: d
-        for d in of_kind(local_dapr_resources, "Component") if not is_secret_store(d)
+        for d in of_kind(local_dapr_resources, "Component")
+        if not is_secret_store(d)
     }
     cluster = {d["metadata"]["name"]: d for d in of_kind(cluster_dapr_resources, "Component")}
     assert cluster.keys() == local.keys() == {names.STATESTORE, names.PUBSUB}
@@ -252,7 +262,8 @@ def test_pubsub_brokers_are_the_in_cluster_kafka(
     address = f"kafka.{NAMESPACE}.svc.cluster.local:{kafka['spec']['ports'][0]['port']}"
     assert brokers["value"] == address
     (settings,) = [
-        c for c in of_kind(rendered_overlay, "ConfigMap")
+        c
+        for c in of_kind(rendered_overlay, "ConfigMap")
         if c["metadata"]["name"].startswith("kafka-settings")
     ]
     assert settings["data"]["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{address}"
@@ -270,9 +281,11 @@ def test_statestore_differs_from_local_only_in_where_its_secret_comes_from(
     assert {k: v for k, v in cluster.items() if k != "connectionString"} == {
         k: v for k, v in local.items() if k != "connectionString"
     }
-    assert cluster["connectionString"].keys() == local["connectionString"].keys() == {
-        "name", "secretKeyRef"
-    }
+    assert (
+        cluster["connectionString"].keys()
+        == local["connectionString"].keys()
+        == {"name", "secretKeyRef"}
+    )
     assert cluster_store["auth"] == {"secretStore": "kubernetes"}
     local_store_name = local_store["auth"]["secretStore"]
     assert is_secret_store(named(local_dapr_resources, "Component", local_store_name))
@@ -320,9 +333,7 @@ def test_resiliency_targets_name_real_apps_components_and_policies(
 def test_topics_are_those_of_the_contracts_and_all_get_created(
     cluster_dapr_resources: list[Manifest], rendered_overlay: list[Manifest]
 ) -> None:
-    contract_topics = {
-        value for key, value in vars(names).items() if key.endswith("_TOPIC")
-    }
+    contract_topics = {value for key, value in vars(names).items() if key.endswith("_TOPIC")}
     (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
     spec = subscription["spec"]
     assert spec["pubsubname"] == names.PUBSUB
@@ -340,8 +351,10 @@ def test_subscription_route_is_served_by_user_progress(
 
     (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
     route = subscription["spec"]["routes"]["default"]
-    assert any(getattr(r, "path", None) == route and "POST" in getattr(r, "methods", ())
-               for r in router.routes)
+    assert any(
+        getattr(r, "path", None) == route and "POST" in getattr(r, "methods", ())
+        for r in router.routes
+    )
 
 
 # --- secrets, settings ---------------------------------------------------------------------
@@ -362,7 +375,8 @@ def secret_references(docs: list[Manifest]) -> list[tuple[str, str, bool]]:
                     found.append((ref["name"], ref["key"], ref.get("optional", False)))
             mount_paths = {
                 m["mountPath"]: mounts[m["name"]]
-                for m in container.get("volumeMounts", []) if m["name"] in mounts
+                for m in container.get("volumeMounts", [])
+                if m["name"] in mounts
             }
             for env in container.get("env", []):
                 # PostgreSQL's *_FILE variables name a key file inside a mounted Secret.
@@ -436,7 +450,8 @@ def test_service_settings_in_manifests_and_image_are_known_to_the_service(
 
 def test_course_agent_defaults_to_replay_in_the_cluster(rendered_overlay: list[Manifest]) -> None:
     (settings,) = [
-        c for c in of_kind(rendered_overlay, "ConfigMap")
+        c
+        for c in of_kind(rendered_overlay, "ConfigMap")
         if c["metadata"]["name"].startswith("course-agent-settings")
     ]
     assert settings["data"]["COURSE_AGENT_LLM_PROVIDER"] == "replay"
@@ -446,6 +461,7 @@ def test_smoke_test_asks_for_a_recorded_eval_case(smoke_test_module: Any) -> Non
     cases = yaml.safe_load((PHASE_DIR / "evals" / "cases.yaml").read_text())["cases"]
     new_learner_requests = [
         {k: v for k, v in case["request"].items() if k != "learner_id"}
-        for case in cases if "progress" not in case
+        for case in cases
+        if "progress" not in case
     ]
     assert smoke_test_module.LESSON_REQUEST in new_learner_requests

@@ -39,7 +39,10 @@ def context_copies(stages: Stages) -> list[tuple[list[str], str]]:
 def test_hadolint_passes(service: str, project_tool: Callable[[str], Path]) -> None:
     result = subprocess.run(
         [project_tool("hadolint"), "--no-color", PHASE_DIR / service / "Dockerfile"],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -71,8 +74,10 @@ def test_builder_installs_the_locked_service_with_the_pinned_uv(
     assert install == ["install-service", service, "/opt/venv"]
     copied = {source for sources, _ in context_copies([builder]) for source in sources}
     assert copied == {
-        "pyproject.toml", "uv.lock",
-        "phase-3-backend-services/contracts", "phase-3-backend-services/service-kit",
+        "pyproject.toml",
+        "uv.lock",
+        "phase-3-backend-services/contracts",
+        "phase-3-backend-services/service-kit",
         f"phase-3-backend-services/{service}",
         "phase-3-backend-services/deploy/container/install-service.sh",
     }, "the image gets the service and its workspace libraries, never the dev-only stack"
@@ -87,10 +92,17 @@ def test_runtime_runs_the_app_factory_as_a_non_root_user(
     package = service.replace("-", "_")
     (user,) = arguments(runtime, "USER")
     uid, _, gid = user.partition(":")
-    assert uid.isdigit() and int(uid) >= 10000 and gid.isdigit() and int(gid) > 0
+    assert int(uid) >= 10000, "a fixed high UID, not root and clear of host system users"
+    assert int(gid) > 0
     assert runtime[-1][0] == "CMD"
     assert json.loads(runtime[-1][1]) == [
-        "uvicorn", f"{package}.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"
+        "uvicorn",
+        f"{package}.main:create_app",
+        "--factory",
+        "--host",
+        "0.0.0.0",  # noqa: S104 - in a pod the app must listen on the pod IP
+        "--port",
+        "8000",
     ]
     assert arguments(runtime, "EXPOSE") == ["8000"]
     keywords = [instruction for instruction, _ in runtime]
@@ -164,7 +176,10 @@ def test_build_context_lets_in_exactly_what_the_images_copy(
     }
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     files += [".git/config", ".venv/bin/python", ".env", "phase-3-backend-services/.env.local"]
     wrong = []

@@ -44,9 +44,12 @@ def test_minikube_up_stops_at_preflight_naming_the_missing_tools(
     path_without_cluster_tools: str,
 ) -> None:
     result = subprocess.run(
-        ["bash", DEPLOY_DIR / "minikube-up.sh"], capture_output=True, text=True,
+        ["bash", DEPLOY_DIR / "minikube-up.sh"],
+        capture_output=True,
+        text=True,
         env={"PATH": path_without_cluster_tools, "HOME": os.environ.get("HOME", "/tmp")},
-        check=False, timeout=30,
+        check=False,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "missing on PATH: minikube kubectl helm" in result.stderr
@@ -56,8 +59,12 @@ def test_minikube_up_stops_at_preflight_naming_the_missing_tools(
 
 def test_minikube_down_refuses_without_its_tools(path_without_cluster_tools: str) -> None:
     result = subprocess.run(
-        ["bash", DEPLOY_DIR / "minikube-down.sh"], capture_output=True, text=True,
-        env={"PATH": path_without_cluster_tools}, check=False, timeout=30,
+        ["bash", DEPLOY_DIR / "minikube-down.sh"],
+        capture_output=True,
+        text=True,
+        env={"PATH": path_without_cluster_tools},
+        check=False,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "minikube is not on PATH" in result.stderr
@@ -101,8 +108,12 @@ def sidecar_api() -> Iterator[Callable[[Responder], int]]:
 def run_script(name: str, port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Runs a check the way minikube-up.sh does: the file piped into `python -`."""
     return subprocess.run(
-        [sys.executable, "-", *args], input=(DEPLOY_DIR / "scripts" / name).read_text(),
-        capture_output=True, text=True, check=False, timeout=60,
+        [sys.executable, "-", *args],
+        input=(DEPLOY_DIR / "scripts" / name).read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
         env={**os.environ, "DAPR_HTTP_PORT": str(port), **env},
     )
 
@@ -111,7 +122,9 @@ def metadata(placement: str, types: list[str], host_ready: bool = True) -> dict[
     return {
         "id": "course-agent",
         "actorRuntime": {
-            "runtimeStatus": "RUNNING", "hostReady": host_ready, "placement": placement,
+            "runtimeStatus": "RUNNING",
+            "hostReady": host_ready,
+            "placement": placement,
             "activeActors": [{"type": t, "count": 0} for t in types],
         },
     }
@@ -132,7 +145,10 @@ def test_placement_check_passes_for_a_registered_sidecar(
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
-        (metadata("placement: disconnected", ["LessonGenerationActor"]), "not 'placement: connected'"),
+        (
+            metadata("placement: disconnected", ["LessonGenerationActor"]),
+            "not 'placement: connected'",
+        ),
         (metadata(CONNECTED, ["LessonGenerationActor"], host_ready=False), "hostReady"),
         (metadata(CONNECTED, []), "['LessonGenerationActor'] not registered"),
         ({"id": "course-agent"}, "actorRuntime.placement is None"),
@@ -143,8 +159,9 @@ def test_placement_check_fails_with_the_reason(
     answer: dict[str, Any], problem: str, sidecar_api: Callable[[Responder], int]
 ) -> None:
     port = sidecar_api(lambda *_: (200, answer))
-    result = run_script("placement_check.py", port, "LessonGenerationActor",
-                        PLACEMENT_WAIT_SECONDS="0")
+    result = run_script(
+        "placement_check.py", port, "LessonGenerationActor", PLACEMENT_WAIT_SECONDS="0"
+    )
     assert result.returncode == 1
     assert problem in result.stderr
 
@@ -156,8 +173,9 @@ def test_placement_check_waits_for_dissemination(
     port = sidecar_api(
         lambda *_: (200, next(answers, metadata(CONNECTED, ["LearnerProgressActor"])))
     )
-    result = run_script("placement_check.py", port, "LearnerProgressActor",
-                        PLACEMENT_WAIT_SECONDS="20")
+    result = run_script(
+        "placement_check.py", port, "LearnerProgressActor", PLACEMENT_WAIT_SECONDS="20"
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -177,8 +195,10 @@ class ScriptedServices:
             return 201, {"lesson_id": "lesson-1", "learner_id": body["learner_id"]}
         if route.path == "/v1.0/invoke/user-progress/method/status":
             self.status_polls += 1
-            counted = (self.counted_after_polls is not None
-                       and self.status_polls > self.counted_after_polls)
+            counted = (
+                self.counted_after_polls is not None
+                and self.status_polls > self.counted_after_polls
+            )
             return 200, {"learner_id": learner, "lessons_assigned": int(counted)}
         if route.path == "/v1.0/invoke/course-agent/method/lessons":
             return 200, {"items": [{"lesson_id": "lesson-1"}], "next_cursor": None}

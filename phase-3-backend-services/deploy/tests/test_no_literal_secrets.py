@@ -72,9 +72,12 @@ def named_values(value: Any, path: str) -> Iterator[tuple[str, str, str]]:
 def literal_secrets(doc: Any, source: str) -> list[str]:
     """Every place ``doc`` spells out a secret instead of referencing one."""
     found = []
-    if isinstance(doc, dict) and doc.get("kind") == "Secret":
-        if doc.get("data") or doc.get("stringData"):
-            found.append(f"{source}: Secret {doc['metadata']['name']} carries data")
+    if (
+        isinstance(doc, dict)
+        and doc.get("kind") == "Secret"
+        and (doc.get("data") or doc.get("stringData"))
+    ):
+        found.append(f"{source}: Secret {doc['metadata']['name']} carries data")
     if isinstance(doc, dict) and doc.get("secretGenerator"):
         found.append(f"{source}: a kustomize secretGenerator writes secrets into the tree")
     for where, name, value in named_values(doc, source):
@@ -102,15 +105,22 @@ def dockerfile_secrets(text: str, source: str) -> list[str]:
 
 def manifest_files() -> list[Path]:
     return sorted(
-        [*DEPLOY_DIR.rglob("*.yaml"), *DEPLOY_DIR.rglob("*.yml"),
-         *(PHASE_DIR / "components").glob("*.yaml")]
+        [
+            *DEPLOY_DIR.rglob("*.yaml"),
+            *DEPLOY_DIR.rglob("*.yml"),
+            *(PHASE_DIR / "components").glob("*.yaml"),
+        ]
     )
 
 
 def test_there_are_manifests_to_scan() -> None:
     files = {path.relative_to(PHASE_DIR).as_posix() for path in manifest_files()}
-    assert {"components/statestore.yaml", "deploy/base/dapr/statestore.yaml",
-            "deploy/base/infra/postgres.yaml", "deploy/base/kustomization.yaml"} <= files
+    assert {
+        "components/statestore.yaml",
+        "deploy/base/dapr/statestore.yaml",
+        "deploy/base/infra/postgres.yaml",
+        "deploy/base/kustomization.yaml",
+    } <= files
 
 
 @pytest.mark.parametrize(
@@ -139,17 +149,22 @@ def test_dockerfiles_hold_no_literal_secret(service: str) -> None:
 
 
 PLANTED = {
-    "secret with data": {"kind": "Secret", "metadata": {"name": "db"},
-                         "stringData": {"password": "hunter2"}},
+    "secret with data": {
+        "kind": "Secret",
+        "metadata": {"name": "db"},
+        "stringData": {"password": "hunter2"},
+    },
     "env password": {"env": [{"name": "POSTGRES_PASSWORD", "value": "hunter2"}]},
     "env api key": {"env": [{"name": "COURSE_AGENT_LLM_API_KEY", "value": "abc"}]},
     "component connection string": {
-        "spec": {"metadata": [{"name": "connectionString",
-                               "value": "host=db user=app password=hunter2"}]}
+        "spec": {
+            "metadata": [{"name": "connectionString", "value": "host=db user=app password=hunter2"}]
+        }
     },
     "config map token": {"kind": "ConfigMap", "data": {"GITHUB_TOKEN": "ghp_x"}},
-    "url with password": {"env": [{"name": "DATABASE_URL",
-                                   "value": "postgres://app:hunter2@db:5432/app"}]},
+    "url with password": {
+        "env": [{"name": "DATABASE_URL", "value": "postgres://app:hunter2@db:5432/app"}]
+    },
     "openai key under an innocent name": {"data": {"notes": "sk-" + "a" * 40}},
     "generator literal": {"configMapGenerator": [{"literals": ["DB_PASSWORD=hunter2"]}]},
     "secret generator": {"secretGenerator": [{"name": "db", "envs": ["db.env"]}]},
@@ -163,8 +178,9 @@ def test_detector_finds_planted_secrets(doc: dict[str, Any]) -> None:
 
 def test_detector_accepts_references_paths_and_placeholders() -> None:
     referenced = {
-        "spec": {"metadata": [{"name": "connectionString",
-                               "secretKeyRef": {"name": "s", "key": "k"}}]},
+        "spec": {
+            "metadata": [{"name": "connectionString", "secretKeyRef": {"name": "s", "key": "k"}}]
+        },
         "env": [
             {"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/POSTGRES_PASSWORD"},
             {"name": "TIKTOKEN_CACHE_DIR", "value": "/tmp/tiktoken-cache"},

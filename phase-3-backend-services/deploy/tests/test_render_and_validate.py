@@ -50,12 +50,19 @@ def test_overlay_holds_services_infrastructure_and_dapr_resources(
 ) -> None:
     present = {(doc["kind"], doc["metadata"]["name"]) for doc in rendered_overlay}
     assert {
-        ("Deployment", "course-agent"), ("Service", "course-agent"),
-        ("Deployment", "user-progress"), ("Service", "user-progress"),
-        ("StatefulSet", "postgres"), ("Service", "postgres"),
-        ("StatefulSet", "kafka"), ("Service", "kafka"), ("Job", "kafka-topics"),
-        ("Component", "statestore"), ("Component", "pubsub"),
-        ("Configuration", "learnflow-config"), ("Resiliency", "learnflow-resiliency"),
+        ("Deployment", "course-agent"),
+        ("Service", "course-agent"),
+        ("Deployment", "user-progress"),
+        ("Service", "user-progress"),
+        ("StatefulSet", "postgres"),
+        ("Service", "postgres"),
+        ("StatefulSet", "kafka"),
+        ("Service", "kafka"),
+        ("Job", "kafka-topics"),
+        ("Component", "statestore"),
+        ("Component", "pubsub"),
+        ("Configuration", "learnflow-config"),
+        ("Resiliency", "learnflow-resiliency"),
         ("Subscription", "user-progress-lesson-generated"),
     } <= present
 
@@ -90,7 +97,9 @@ def undeclared_fields(value: Any, schema: Manifest, path: str = "") -> list[str]
         extra = schema.get("additionalProperties")
         if properties is None:
             if isinstance(extra, dict):
-                return [f for k, v in value.items() for f in undeclared_fields(v, extra, f"{path}.{k}")]
+                return [
+                    f for k, v in value.items() for f in undeclared_fields(v, extra, f"{path}.{k}")
+                ]
             return []  # a free-form object, such as metadata
         found = []
         for key, child in value.items():
@@ -102,7 +111,11 @@ def undeclared_fields(value: Any, schema: Manifest, path: str = "") -> list[str]
                 found.append(f"{path}.{key}")
         return found
     if isinstance(value, list) and "items" in schema:
-        return [f for i, item in enumerate(value) for f in undeclared_fields(item, schema["items"], f"{path}[{i}]")]
+        return [
+            f
+            for i, item in enumerate(value)
+            for f in undeclared_fields(item, schema["items"], f"{path}[{i}]")
+        ]
     return []
 
 
@@ -119,7 +132,8 @@ def test_cluster_dapr_resources_match_the_pinned_crds(
 ) -> None:
     assert len(cluster_dapr_resources) == 5
     problems = {
-        doc["metadata"]["name"]: crd_problems(doc, dapr_crd_schemas) for doc in cluster_dapr_resources
+        doc["metadata"]["name"]: crd_problems(doc, dapr_crd_schemas)
+        for doc in cluster_dapr_resources
     }
     assert not any(problems.values()), problems
 
@@ -163,13 +177,22 @@ def test_policy_checks_pass_offline(
 ) -> None:
     result = subprocess.run(
         [
-            project_tool("checkov"), "--config-file", DEPLOY_DIR / "checkov.yaml",
-            "--file", rendered_overlay_file,
-            "--file", PHASE_DIR / "course-agent" / "Dockerfile",
-            "--file", PHASE_DIR / "user-progress" / "Dockerfile",
-            "--output", "json",
+            project_tool("checkov"),
+            "--config-file",
+            DEPLOY_DIR / "checkov.yaml",
+            "--file",
+            rendered_overlay_file,
+            "--file",
+            PHASE_DIR / "course-agent" / "Dockerfile",
+            "--file",
+            PHASE_DIR / "user-progress" / "Dockerfile",
+            "--output",
+            "json",
         ],
-        capture_output=True, text=True, check=False, timeout=300,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
     )
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]

@@ -22,9 +22,8 @@ from learnflow_stack.ports import LOOPBACK, free_port
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import Stack
 
-
 # Test stacks keep their runs apart from the one `make run` started (and its latest.json).
-os.environ["LEARNFLOW_RUNS_DIR"] = "/tmp/learnflow-test-runs"  # noqa: S108
+os.environ["LEARNFLOW_RUNS_DIR"] = "/tmp/learnflow-test-runs"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

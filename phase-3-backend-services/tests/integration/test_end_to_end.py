@@ -7,9 +7,7 @@ import re
 from collections.abc import Iterator
 
 import httpx
-
 import pytest
-
 from learnflow_stack import services
 from learnflow_stack.demo import walk
 from learnflow_stack.stack import Stack

@@ -55,7 +55,7 @@ from learnflow_stack.stack import AppInstance, Stack
 # Requests per scenario at --requests 1.0: sized so the default run, stack start included,
 # stays well under four minutes on two cores with the default 0.2 s stub delay.
 STUB_DIRECT_REQUESTS = 100
-CACHE_MISS_REQUESTS = 100
+CACHE_MISS_REQUESTS = 60
 CACHE_HIT_REQUESTS = 400
 STATE_READ_REQUESTS = 400
 LESSON_LIST_REQUESTS = 300
@@ -748,10 +748,22 @@ def status_kib(status_text: str, name: str) -> int | None:
     return None
 
 
+def stat_fields(stat_text: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat text from field 3 (state) on. The command name (field
+    2) may hold spaces and parentheses, so counting starts after its last closing one."""
+    return stat_text[stat_text.rindex(")") + 2 :].split()
+
+
 def parent_pid(stat_text: str) -> int:
-    """The parent pid in a /proc/<pid>/stat text. The command name may hold spaces and
-    parentheses, so fields are counted from its closing parenthesis."""
-    return int(stat_text[stat_text.rindex(")") + 2 :].split()[1])
+    return int(stat_fields(stat_text)[1])
+
+
+def cpu_ticks(stat_text: str, *, reaped_children: bool) -> int:
+    """utime + stime in clock ticks, plus cutime + cstime (children it has waited for) if
+    ``reaped_children``."""
+    fields = stat_fields(stat_text)
+    own = int(fields[11]) + int(fields[12])
+    return own + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
 
 
 def descendants(pid: int, parents: Mapping[int, int]) -> list[int]:
@@ -768,46 +780,53 @@ def descendants(pid: int, parents: Mapping[int, int]) -> list[int]:
     return found
 
 
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None  # the process ended while we looked
+
+
 def _process_parents() -> dict[int, int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = parent_pid((entry / "stat").read_text())
-            except (OSError, ValueError):
-                continue  # the process ended while we looked
+        if entry.name.isdigit() and (stat := _read(f"/proc/{entry.name}/stat")):
+            parents[int(entry.name)] = parent_pid(stat)
     return parents
 
 
-def _peak_kib(pid: int) -> int | None:
-    try:
-        return status_kib(Path(f"/proc/{pid}/status").read_text(), "VmHWM")
-    except OSError:
-        return None
-
-
 @dataclass(frozen=True)
-class ProcessMemory:
+class ProcessUsage:
     name: str
     pid: int
     peak_mib: float | None  # VmHWM; None if the process had ended
-    children: int  # descendants, e.g. PostgreSQL backends
+    children: int  # living descendants, e.g. PostgreSQL backends
     children_peak_mib: float  # their VmHWM summed: shared pages are counted in each one
+    cpu_seconds: float  # since it started: itself, its reaped and its living descendants
 
 
-def peak_memory(processes: Iterable[ManagedProcess]) -> list[ProcessMemory]:
+def process_usage(processes: Iterable[ManagedProcess]) -> list[ProcessUsage]:
     parents = _process_parents()
-    measured: list[ProcessMemory] = []
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    measured: list[ProcessUsage] = []
     for process in processes:
-        peak = _peak_kib(process.pid)
-        below = [kib for child in descendants(process.pid, parents) if (kib := _peak_kib(child))]
+        status, stat = _read(f"/proc/{process.pid}/status"), _read(f"/proc/{process.pid}/stat")
+        peak = status_kib(status, "VmHWM") if status else None
+        ticks = cpu_ticks(stat, reaped_children=True) if stat else 0
+        child_peaks: list[int] = []
+        for child in descendants(process.pid, parents):
+            child_status, child_stat = _read(f"/proc/{child}/status"), _read(f"/proc/{child}/stat")
+            if child_status and child_stat and (child_peak := status_kib(child_status, "VmHWM")):
+                child_peaks.append(child_peak)
+                ticks += cpu_ticks(child_stat, reaped_children=False)
         measured.append(
-            ProcessMemory(
+            ProcessUsage(
                 name=process.name,
                 pid=process.pid,
                 peak_mib=None if peak is None else peak * 1024 / _MIB,
-                children=len(below),
-                children_peak_mib=sum(below) * 1024 / _MIB,
+                children=len(child_peaks),
+                children_peak_mib=sum(child_peaks) * 1024 / _MIB,
+                cpu_seconds=ticks / ticks_per_second,
             )
         )
     return measured
@@ -823,8 +842,9 @@ class BenchReport:
     load_average_at_start: tuple[float, float, float]
     stack_start_seconds: float
     total_seconds: float
+    client_cpu_seconds: float  # this process: the load generator shares the CPUs too
     figures: Figures
-    memory: list[ProcessMemory]
+    processes: list[ProcessUsage]
 
     @property
     def service_overhead(self) -> PercentileDifference | None:
@@ -842,10 +862,15 @@ class BenchReport:
 
     def as_json(self) -> dict[str, Any]:
         document = dataclasses.asdict(self)
-        document["config"]["json_path"] = str(self.config.json_path)
+        document["config"]["json_path"] = self.config.json_path and str(self.config.json_path)
         document["service_overhead"] = _as_dict(self.service_overhead)
         document["cache_hit_overhead"] = _as_dict(self.cache_hit_overhead)
-        document["units"] = {"latency": "seconds", "memory": "MiB", "throughput": "per second"}
+        document["units"] = {
+            "latency": "seconds",
+            "memory": "MiB",
+            "cpu": "seconds",
+            "throughput": "per second",
+        }
         return document
 
 
@@ -890,8 +915,10 @@ def render(report: BenchReport) -> str:
         "LearnFlow benchmark",
         f"  LLM stub delay {config.llm_delay_seconds:.3f} s, request scale "
         f"{config.scale:g}, cap {config.max_seconds_per_scenario:g} s per scenario",
-        f"  {report.cpus} CPUs, load average at start {load}; stack + stub ready in "
-        f"{report.stack_start_seconds:.1f} s, whole run {report.total_seconds:.1f} s",
+        f"  {report.cpus} CPUs, load average at start {load}; "
+        f"this client used {report.client_cpu_seconds:.1f} CPU s",
+        f"  stack + stub ready in {report.stack_start_seconds:.1f} s, "
+        f"whole run {report.total_seconds:.1f} s",
         "",
         f"{'scenario':<44}{'conc':>5}{'n':>6}{'err':>5}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}",
@@ -912,14 +939,13 @@ def render(report: BenchReport) -> str:
     ]
     settled = figures.events_settled_seconds
     lines.append(
-        "Before the update scenarios, User Progress had consumed the generation scenarios' "
-        "lesson events "
-        + (f"{settled:.1f} s after GET /lessons ended." if settled is not None else "NOT (cap).")
+        "User Progress had consumed every lesson event of the generation scenarios "
+        + (f"{settled:.1f} s after GET /lessons ended." if settled is not None else "NOT IN TIME.")
     )
     lines.extend(
         f"  first error of {s.name}: {s.first_error}" for s in figures.scenarios() if s.first_error
     )
-    lines += ["", *_event_lag_lines(figures.event_lag), "", *_memory_lines(report.memory)]
+    lines += ["", *_event_lag_lines(figures.event_lag), "", *_usage_lines(report.processes)]
     return "\n".join(lines)
 
 
@@ -940,8 +966,8 @@ def _event_lag_lines(lag: EventLagResult) -> list[str]:
         lines.append(
             f"    lag p50 {burst.p50 * 1000:.0f} ms, p95 {burst.p95 * 1000:.0f} ms, "
             f"p99 {burst.p99 * 1000:.0f} ms, max {burst.maximum * 1000:.0f} ms; "
-            f"consumed at {lag.burst_events_per_second:.1f} events/s; "
-            f"resolution ~{_rounded_ms(lag.burst_mean_poll_round_seconds)} (one poll round)"
+            f"consumed at {lag.burst_events_per_second:.1f} events/s;\n"
+            f"    resolution ~{_rounded_ms(lag.burst_mean_poll_round_seconds)} (one poll round)"
         )
     lines.append(f"  {lag.publish_errors} publish errors, {lag.poll_errors} poll errors")
     if lag.first_error:
@@ -953,21 +979,26 @@ def _rounded_ms(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def _memory_lines(memory: list[ProcessMemory]) -> list[str]:
+def _usage_lines(usage: list[ProcessUsage]) -> list[str]:
     lines = [
-        "Peak memory (VmHWM) at the end of the run",
-        f"  {'process':<22}{'pid':>8}{'peak MiB':>10}   children: count, sum of their peaks",
+        "Peak memory (VmHWM) and CPU time of each process at the end of the run",
+        f"  {'process':<22}{'pid':>8}{'peak MiB':>10}{'CPU s':>8}"
+        "   living children: count, sum of their peaks",
     ]
-    for process in memory:
+    for process in usage:
         peak = f"{process.peak_mib:10.1f}" if process.peak_mib is not None else f"{'ended':>10}"
         children = (
             f"   {process.children}, {process.children_peak_mib:.1f} MiB"
             if process.children
             else ""
         )
-        lines.append(f"  {process.name:<22}{process.pid:>8}{peak}{children}")
-    own = sum(p.peak_mib or 0.0 for p in memory)
-    lines.append(f"  {'sum of the peaks':<22}{'':>8}{own:10.1f}   (children not included)")
+        lines.append(
+            f"  {process.name:<22}{process.pid:>8}{peak}{process.cpu_seconds:>8.1f}{children}"
+        )
+    peaks = sum(p.peak_mib or 0.0 for p in usage)
+    cpu = sum(p.cpu_seconds for p in usage)
+    lines.append(f"  {'sum':<22}{'':>8}{peaks:10.1f}{cpu:>8.1f}   (children's peaks not included)")
+    lines.append("  CPU s: user + system since the process started, its children included.")
     return lines
 
 
@@ -983,6 +1014,11 @@ def course_agent_env(stub_url: str, config: BenchConfig) -> dict[str, str]:
         # A retry would hide a failure inside a slower figure; errors must show as errors.
         "COURSE_AGENT_LLM_MAX_RETRIES": "0",
     }
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1021,7 +1057,7 @@ def run(args: argparse.Namespace) -> int:
                     config,
                 )
             )
-            memory = peak_memory([*stack.processes(), stub])
+            processes = process_usage([*stack.processes(), stub])
     except StartError as error:
         _log(f"could not start: {error}")
         return 1
@@ -1033,8 +1069,9 @@ def run(args: argparse.Namespace) -> int:
         load_average_at_start=load_average,
         stack_start_seconds=stack_start_seconds,
         total_seconds=time.perf_counter() - began,
+        client_cpu_seconds=_own_cpu_seconds(),
         figures=figures,
-        memory=memory,
+        processes=processes,
     )
     print(render(report), flush=True)
     if config.json_path is not None:

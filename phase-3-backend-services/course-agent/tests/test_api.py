@@ -1,0 +1,71 @@
+"""The HTTP surface of the Course Agent without a sidecar: bad input is a clear 422 naming
+the field, before any dependency is touched; /healthz answers; /readyz says the sidecar is away."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from course_agent.main import create_app
+from course_agent.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    # A port nothing listens on: any call that reached the sidecar would fail loudly.
+    return TestClient(create_app(Settings(dapr_http_port=9)))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"topic": "Cats"}, "body.learner_id"),
+        ({"learner_id": "ada"}, "body.topic"),
+        ({"learner_id": "ada", "topic": "Cats\u0000"}, "body.topic"),
+        ({"learner_id": "ada", "topic": "   "}, "body.topic"),
+        ({"learner_id": "ada", "topic": "Cats", "goal": "g" * 501}, "body.goal"),
+        ({"learner_id": "ada", "topic": "Cats", "locale": "english please"}, "body.locale"),
+        ({"learner_id": "ada", "topic": "Cats", "level": "guru"}, "body.level"),
+    ],
+)
+def test_bad_lesson_requests_name_the_field(
+    client: TestClient, body: dict[str, str], field: str
+) -> None:
+    response = client.post("/generate-lesson", json=body)
+
+    assert response.status_code == 422
+    assert field in [f["field"] for f in response.json()["error"]["fields"]]
+
+
+def test_bad_list_queries_name_the_field(client: TestClient) -> None:
+    for params, field in [
+        ({}, "query.learner_id"),
+        ({"learner_id": "ada", "limit": 0}, "query.limit"),
+        ({"learner_id": "ada", "limit": 1000}, "query.limit"),
+    ]:
+        response = client.get("/lessons", params=params)
+        assert response.status_code == 422
+        assert field in [f["field"] for f in response.json()["error"]["fields"]]
+
+
+def test_a_bad_idempotency_key_is_a_422(client: TestClient) -> None:
+    response = client.post(
+        "/generate-lesson",
+        json={"learner_id": "ada", "topic": "Cats"},
+        headers={"Idempotency-Key": "x" * 201},
+    )
+    assert response.status_code == 422
+    assert "header.Idempotency-Key" in [f["field"] for f in response.json()["error"]["fields"]]
+
+
+def test_health_and_readiness_without_a_sidecar(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"dapr_sidecar": False, "state_store": False}
+
+
+def test_a_request_that_needs_the_sidecar_gets_a_clear_503(client: TestClient) -> None:
+    response = client.get("/lessons", params={"learner_id": "ada"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dapr_sidecar_unavailable"

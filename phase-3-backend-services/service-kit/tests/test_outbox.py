@@ -1,0 +1,140 @@
+"""The outbox over a fake state store that behaves like Dapr's (ETags, atomic transactions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from learnflow_service_kit.dapr_client import DaprClient, Upsert
+from learnflow_service_kit.outbox import Outbox, OutboxEvent, outbox_shard_key
+
+
+class FakeSidecar:
+    """Just enough of daprd's state and publish API, as an httpx transport."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, tuple[Any, int]] = {}
+        self.published: list[tuple[str, dict[str, Any], str]] = []
+        self.broker_up = True
+        self.lose_next_race = False
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET" and path.startswith("/v1.0/state/statestore/"):
+            key = path.rsplit("/", 1)[1]
+            if key not in self.state:
+                return httpx.Response(204)
+            value, etag = self.state[key]
+            return httpx.Response(200, json=value, headers={"etag": str(etag)})
+        if path == "/v1.0/state/statestore/bulk":
+            keys = json.loads(request.content)["keys"]
+            return httpx.Response(
+                200,
+                json=[
+                    {"key": k, "data": self.state[k][0], "etag": str(self.state[k][1])}
+                    if k in self.state
+                    else {"key": k}
+                    for k in keys
+                ],
+            )
+        if path == "/v1.0/state/statestore/transaction":
+            operations = json.loads(request.content)["operations"]
+            if self.lose_next_race:
+                self.lose_next_race = False
+                return httpx.Response(409, text="possible etag mismatch")
+            for op in operations:
+                req = op["request"]
+                if "etag" in req and str(self.state.get(req["key"], (None, -1))[1]) != req["etag"]:
+                    return httpx.Response(409, text="possible etag mismatch")
+            for op in operations:
+                req = op["request"]
+                self.state[req["key"]] = (
+                    req["value"],
+                    self.state.get(req["key"], (None, 0))[1] + 1,
+                )
+            return httpx.Response(204)
+        if path.startswith("/v1.0/publish/pubsub/"):
+            if not self.broker_up:
+                return httpx.Response(500, text="kafka down")
+            topic = path.rsplit("/", 1)[1]
+            self.published.append(
+                (topic, json.loads(request.content), request.url.params["metadata.cloudevent.id"])
+            )
+            return httpx.Response(204)
+        return httpx.Response(404)
+
+
+@pytest.fixture
+def sidecar() -> FakeSidecar:
+    return FakeSidecar()
+
+
+@pytest.fixture
+def outbox(sidecar: FakeSidecar) -> Outbox:
+    http = httpx.AsyncClient(
+        base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
+    )
+    return Outbox(DaprClient(http, store="statestore", pubsub="pubsub"))
+
+
+EVENT = OutboxEvent("lesson-1", "lesson-generated", {"lesson_id": "lesson-1"})
+
+
+async def _write_lesson() -> list[Upsert]:
+    return [Upsert("lesson-lesson-1", {"title": "t"})]
+
+
+async def test_data_and_event_are_committed_together_then_published(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    await outbox.commit_with(_write_lesson, EVENT)
+    assert sidecar.state["lesson-lesson-1"][0] == {"title": "t"}
+    assert await outbox.pending_count() == 1
+
+    assert await outbox.publish_now(EVENT) is True
+
+    assert sidecar.published == [("lesson-generated", {"lesson_id": "lesson-1"}, "lesson-1")]
+    assert await outbox.pending_count() == 0
+
+
+async def test_a_lost_race_is_retried_with_fresh_reads(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    builds = 0
+
+    async def build() -> list[Upsert]:
+        nonlocal builds
+        builds += 1
+        return await _write_lesson()
+
+    sidecar.lose_next_race = True
+    await outbox.commit_with(build, EVENT)
+
+    assert builds == 2
+    assert sidecar.state[outbox_shard_key("lesson-1")][0]["events"][0]["event_id"] == "lesson-1"
+
+
+async def test_with_the_broker_down_the_event_waits_for_the_relay(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    sidecar.broker_up = False
+    await outbox.commit_with(_write_lesson, EVENT)
+
+    assert await outbox.publish_now(EVENT) is False
+    assert await outbox.relay_once() == 0
+    assert await outbox.pending_count() == 1
+
+    sidecar.broker_up = True
+    assert await outbox.relay_once() == 1
+    assert await outbox.pending_count() == 0
+    assert [event_id for _, _, event_id in sidecar.published] == ["lesson-1"]
+
+
+async def test_staging_the_same_event_twice_keeps_one_copy(outbox: Outbox) -> None:
+    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with(_write_lesson, EVENT)
+
+    assert await outbox.pending_count() == 1

@@ -1,0 +1,151 @@
+"""The HTTP surface with the progress gateway swapped for an in-memory one (no Dapr needed):
+routes validate, map failures to clear statuses, and tell Dapr SUCCESS / RETRY / DROP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from learnflow_contracts.events import LessonGeneratedV1
+from learnflow_contracts.progress import ProgressProjectionV1
+from learnflow_service_kit.errors import ServiceError
+from user_progress.domain import (
+    LearnerStatus,
+    ProgressUpdateRequest,
+    apply_lesson_generated,
+    apply_update,
+    empty_progress,
+    learner_status,
+    progress_projection,
+)
+from user_progress.main import create_app
+from user_progress.settings import Settings
+
+
+class InMemoryProgress:
+    def __init__(self) -> None:
+        self.learners: dict[str, Any] = {}
+        self.down = False
+
+    def _state(self, learner_id: str) -> Any:
+        if self.down:
+            raise ServiceError(503, "progress_store_unavailable", "down")
+        return self.learners.get(learner_id) or empty_progress(learner_id)
+
+    async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus:
+        self.learners[update.learner_id] = apply_update(
+            self._state(update.learner_id), update
+        ).state
+        return learner_status(self.learners[update.learner_id], datetime.now(UTC))
+
+    async def record_lesson(self, event: LessonGeneratedV1) -> bool:
+        result = apply_lesson_generated(self._state(event.learner_id), event)
+        self.learners[event.learner_id] = result.state
+        return result.applied
+
+    async def status(self, learner_id: str) -> LearnerStatus:
+        return learner_status(self._state(learner_id), datetime.now(UTC))
+
+    async def projection(self, learner_id: str) -> ProgressProjectionV1:
+        return progress_projection(self._state(learner_id))
+
+
+@pytest.fixture
+def progress() -> InMemoryProgress:
+    return InMemoryProgress()
+
+
+@pytest.fixture
+def client(progress: InMemoryProgress) -> TestClient:
+    return TestClient(create_app(Settings(), progress=progress))
+
+
+def _lesson_event(**overrides: Any) -> dict[str, Any]:
+    data = {
+        "schema_version": 1,
+        "lesson_id": "lesson-1",
+        "learner_id": "ada",
+        "topic": "Fractions",
+        "level": "beginner",
+        "title": "Fractions",
+        "objectives": [{"id": "O1", "text": "Add"}],
+        "personalized": False,
+        "prompt_id": "lesson",
+        "prompt_version": "v1",
+        "model": "m",
+        "created_at": "2026-11-27T10:00:00Z",
+        **overrides,
+    }
+    return {"specversion": "1.0", "id": "ce-1", "type": "com.dapr.event.sent", "data": data}
+
+
+def test_update_then_status(client: TestClient) -> None:
+    update = {
+        "learner_id": "ada",
+        "lesson_id": "lesson-1",
+        "attempt_id": "a1",
+        "kind": "quiz",
+        "score": 90,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+    assert client.post("/update-progress", json=update).json()["average_score"] == 90
+    assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_started"] == 1
+
+
+def test_a_valid_event_is_acked_and_a_redelivery_is_acked_without_change(
+    client: TestClient, progress: InMemoryProgress
+) -> None:
+    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
+        "status": "SUCCESS"
+    }
+    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
+        "status": "SUCCESS"
+    }
+    assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 1
+
+
+@pytest.mark.parametrize(
+    "cloud_event",
+    [
+        _lesson_event(level="wizard"),
+        _lesson_event(learner_id="bad id"),
+        {"data": None},
+        [1, 2],
+        "text",
+    ],
+    ids=["bad-level", "bad-learner", "no-data", "a-list", "a-string"],
+)
+def test_a_malformed_event_is_dropped_to_the_dead_letter_topic(
+    client: TestClient, cloud_event: Any
+) -> None:
+    assert client.post("/events/lesson-generated", json=cloud_event).json() == {"status": "DROP"}
+
+
+def test_a_store_outage_asks_dapr_to_redeliver(
+    client: TestClient, progress: InMemoryProgress
+) -> None:
+    progress.down = True
+    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
+        "status": "RETRY"
+    }
+
+
+def test_a_store_outage_is_a_503_for_callers(
+    client: TestClient, progress: InMemoryProgress
+) -> None:
+    progress.down = True
+    response = client.get("/status", params={"learner_id": "ada"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "progress_store_unavailable"
+
+
+def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
+    response = client.post(
+        "/update-progress", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_failed"
