@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 # The eval case "fractions-beginner" (evals/cases.yaml), a new learner with a recording, so
@@ -40,10 +41,10 @@ def invoke(app_id: str, method: str, body: dict[str, Any] | None = None) -> tupl
         return failure.code, failure.read().decode(errors="replace")
 
 
-def wait_for(description: str, check: Any, deadline: float) -> str | None:
+def wait_for(description: str, check: Callable[[], str | None], deadline: float) -> str | None:
     """Polls ``check`` (returns a problem or None) until it passes or the deadline; last problem."""
     while True:
-        problem: str | None = check()
+        problem = check()
         if problem is None or time.monotonic() >= deadline:
             return None if problem is None else f"{description}: {problem}"
         time.sleep(2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,6 @@ import yaml
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 PHASE_DIR = DEPLOY_DIR.parent
-REPO_ROOT = PHASE_DIR.parent
 OVERLAY_DIR = DEPLOY_DIR / "overlays" / "minikube"
 COMPONENTS_DIR = PHASE_DIR / "components"
 SERVICES = ("course-agent", "user-progress")
@@ -118,9 +116,8 @@ def local_dapr_resources() -> list[Manifest]:
 def dapr_module_dir(pinned_versions: dict[str, str]) -> Path:
     """Source of the pinned Dapr release in the Go module cache (downloaded once if absent)."""
     version = f"v{pinned_versions['DAPR_VERSION']}"
-    env = {**os.environ, "GOFLAGS": "-mod=mod"}
     cache = subprocess.run(
-        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True, env=env
+        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True
     ).stdout.strip()
     module_dir = Path(cache) / "github.com" / "dapr" / f"dapr@{version}"
     if not module_dir.is_dir():
@@ -129,7 +126,6 @@ def dapr_module_dir(pinned_versions: dict[str, str]) -> Path:
             capture_output=True,
             text=True,
             check=False,
-            env=env,
             timeout=900,
         )
         assert download.returncode == 0, f"go mod download failed:\n{download.stderr}"

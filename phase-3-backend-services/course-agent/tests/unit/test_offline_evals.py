@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 EVALS_DIR = Path(__file__).resolve().parents[3] / "evals"
 
 
@@ -27,5 +29,6 @@ def test_offline_evals_pass() -> None:
     result = _run("run_evals.py")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 of 3 eval cases passed" in result.stdout
+    cases = len(yaml.safe_load((EVALS_DIR / "cases.yaml").read_text())["cases"])
+    assert f"{cases} of {cases} eval cases passed" in result.stdout
     assert "FAIL" not in result.stdout
