@@ -4,10 +4,9 @@ the field, before any dependency is touched; /healthz answers; /readyz says the 
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
-
 from course_agent.main import create_app
 from course_agent.settings import Settings
+from fastapi.testclient import TestClient
 
 
 @pytest.fixture(scope="module")

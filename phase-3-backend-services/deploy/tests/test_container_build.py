@@ -196,6 +196,7 @@ def test_fresh_venv_built_like_the_image_serves_healthz(
     env = image_env(stages, image_paths_on_this_machine(stages, venv, scratch))
     app_port, sidecar_port = unused_port(), unused_port()
     started(sys.executable, STUB, str(sidecar_port))
+    # Loopback and a free port instead of 0.0.0.0:8000: this runs on the host's network.
     app = started(
         *on_port(image_cmd(stages), "127.0.0.1", app_port),
         cwd=scratch,

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
-
 from learnflow_service_kit.dapr_client import (
     DaprClient,
     EtagMismatch,

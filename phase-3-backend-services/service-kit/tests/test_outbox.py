@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from learnflow_service_kit.dapr_client import DaprClient, Upsert
 from learnflow_service_kit.outbox import Outbox, OutboxEvent, outbox_shard_key
 

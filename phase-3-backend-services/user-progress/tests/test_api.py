@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError

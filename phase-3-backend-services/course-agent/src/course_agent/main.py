@@ -6,17 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-import httpx
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from learnflow_contracts.names import PUBSUB, STATESTORE
-from learnflow_service_kit.dapr_client import DaprClient
-from learnflow_service_kit.errors import error_body, install_error_handlers
-from learnflow_service_kit.health import health_router
-from learnflow_service_kit.observability import configure_logging, install_metrics
+from learnflow_service_kit.app import install_service_plumbing, sidecar_client
+from learnflow_service_kit.errors import error_body
+from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.outbox import Outbox, run_relay
 
 from course_agent.api import router
@@ -48,8 +45,7 @@ def create_app(
     """Adapters can be swapped (tests pass a generator or progress source); Dapr is real."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    sidecar = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dapr_http_port}", timeout=5.0)
-    dapr = DaprClient(sidecar, store=STATESTORE, pubsub=PUBSUB)
+    dapr = sidecar_client(settings.dapr_http_port)
     outbox = Outbox(dapr)
     store = LessonStore(dapr, outbox, settings.cache_ttl_seconds, settings.idempotency_ttl_seconds)
     lesson_generator = generator or build_lesson_generator(
@@ -86,23 +82,14 @@ def create_app(
         with suppress(asyncio.CancelledError):
             await relay
         await lesson_generator.aclose()
-        await sidecar.aclose()
+        await dapr.aclose()
 
     app = FastAPI(title="LearnFlow Course Agent", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.lesson_service = service
     app.state.lesson_store = store
-    install_error_handlers(app)
+    install_service_plumbing(app, dapr)
     app.add_exception_handler(CourseAgentError, _course_agent_error)
-    install_metrics(app)
-    app.include_router(
-        health_router(
-            {
-                "dapr_sidecar": dapr.sidecar_healthy,
-                "state_store": dapr.state_store_reachable,
-            }
-        )
-    )
     app.include_router(router)
     actors = DaprActor(app)
     return app

@@ -94,6 +94,9 @@ class DaprClient:
         self.store = store
         self.pubsub = pubsub
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._http.request(method, path, **kwargs)
@@ -159,7 +162,12 @@ class DaprClient:
     # -- invocation and sidecar ------------------------------------------------------------
 
     async def invoke(
-        self, app_id: str, method: str, *, params: Mapping[str, str], timeout: float  # noqa: ASYNC109 - per-call httpx timeout
+        self,
+        app_id: str,
+        method: str,
+        *,
+        params: Mapping[str, str],
+        timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
     ) -> httpx.Response:
         try:
             response = await self._http.get(
@@ -174,7 +182,13 @@ class DaprClient:
         return response
 
     async def invoke_actor(
-        self, actor_type: str, actor_id: str, method: str, data: Any, *, timeout: float  # noqa: ASYNC109 - per-call httpx timeout
+        self,
+        actor_type: str,
+        actor_id: str,
+        method: str,
+        data: Any,
+        *,
+        timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
     ) -> Any:
         """Call an actor method; an actor runs one call at a time, on whichever replica hosts it."""
         try:

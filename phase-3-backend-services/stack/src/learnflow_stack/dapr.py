@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import yaml
@@ -60,18 +60,60 @@ def _http_ok(url: str, status: int = 200) -> bool:
 
 
 @dataclass
-class Placement:
+class _ControlPlaneService:
+    """What placement and scheduler share: a gRPC port, healthz and metrics, all on loopback."""
+
     bin_dir: Path
     run_dir: Path
     port: int = field(default_factory=free_port)
     healthz_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
-    raft_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+
+    name: ClassVar[str] = ""
 
     @property
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    def own_flags(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.process = ManagedProcess(
+            name=self.name,
+            argv=[
+                str(self.bin_dir / self.name),
+                f"--id={self.name}-0",
+                f"--port={self.port}",
+                f"--listen-address={LOOPBACK}",
+                f"--healthz-port={self.healthz_port}",
+                f"--healthz-listen-address={LOOPBACK}",
+                f"--metrics-port={self.metrics_port}",
+                f"--metrics-listen-address={LOOPBACK}",
+                "--tls-enabled=false",
+                "--log-level=info",
+                *self.own_flags(),
+            ],
+            log_path=self.run_dir / "logs" / f"{self.name}.log",
+        )
+        self.process.start()
+        self.process.wait_ready(
+            lambda: _http_ok(f"http://{LOOPBACK}:{self.healthz_port}/healthz"), 90, "/healthz 200"
+        )
+
+
+@dataclass
+class Placement(_ControlPlaneService):
+    raft_port: int = field(default_factory=free_port)
+
+    name: ClassVar[str] = "placement"
+
+    def own_flags(self) -> list[str]:
+        return [
+            "--metadata-enabled=true",  # serves /placement/state, the proof of registration
+            f"--initial-cluster=placement-0={LOOPBACK}:{self.raft_port}",
+        ]
 
     def table(self) -> dict[str, Any]:
         url = f"http://{LOOPBACK}:{self.healthz_port}/placement/state"
@@ -80,72 +122,21 @@ class Placement:
         table: dict[str, Any] = response.json()
         return table
 
-    def start(self) -> None:
-        self.process = ManagedProcess(
-            name="placement",
-            argv=[
-                str(self.bin_dir / "placement"),
-                "--id=placement-0",
-                f"--port={self.port}",
-                f"--listen-address={LOOPBACK}",
-                f"--healthz-port={self.healthz_port}",
-                f"--healthz-listen-address={LOOPBACK}",
-                f"--metrics-port={self.metrics_port}",
-                f"--metrics-listen-address={LOOPBACK}",
-                "--tls-enabled=false",
-                "--metadata-enabled=true",
-                f"--initial-cluster=placement-0={LOOPBACK}:{self.raft_port}",
-                f"--raft-logstore-path={self.run_dir / 'placement-raft'}",
-                "--log-level=info",
-            ],
-            log_path=self.run_dir / "logs" / "placement.log",
-        )
-        self.process.start()
-        self.process.wait_ready(
-            lambda: _http_ok(f"http://{LOOPBACK}:{self.healthz_port}/healthz"), 60, "/healthz 200"
-        )
-
 
 @dataclass
-class Scheduler:
-    bin_dir: Path
-    run_dir: Path
-    port: int = field(default_factory=free_port)
-    healthz_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
+class Scheduler(_ControlPlaneService):
     etcd_client_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
-    process: ManagedProcess | None = None
 
-    @property
-    def address(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+    name: ClassVar[str] = "scheduler"
 
-    def start(self) -> None:
-        self.process = ManagedProcess(
-            name="scheduler",
-            argv=[
-                str(self.bin_dir / "scheduler"),
-                "--id=scheduler-0",
-                f"--port={self.port}",
-                f"--listen-address={LOOPBACK}",
-                f"--healthz-port={self.healthz_port}",
-                f"--healthz-listen-address={LOOPBACK}",
-                f"--metrics-port={self.metrics_port}",
-                f"--metrics-listen-address={LOOPBACK}",
-                "--tls-enabled=false",
-                f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
-                f"--etcd-client-port={self.etcd_client_port}",
-                f"--etcd-client-listen-address={LOOPBACK}",
-                f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
-                "--log-level=info",
-            ],
-            log_path=self.run_dir / "logs" / "scheduler.log",
-        )
-        self.process.start()
-        self.process.wait_ready(
-            lambda: _http_ok(f"http://{LOOPBACK}:{self.healthz_port}/healthz"), 90, "/healthz 200"
-        )
+    def own_flags(self) -> list[str]:
+        return [
+            f"--etcd-data-dir={self.run_dir / 'scheduler-etcd'}",
+            f"--etcd-client-port={self.etcd_client_port}",
+            f"--etcd-client-listen-address={LOOPBACK}",
+            f"--etcd-initial-cluster=scheduler-0=http://{LOOPBACK}:{self.etcd_peer_port}",
+        ]
 
 
 @dataclass

@@ -6,16 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import httpx
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
-from learnflow_contracts.names import PUBSUB, STATESTORE
-from learnflow_service_kit.dapr_client import DaprClient
-from learnflow_service_kit.errors import install_error_handlers
-from learnflow_service_kit.health import health_router
-from learnflow_service_kit.observability import configure_logging, install_metrics
+from learnflow_service_kit.app import install_service_plumbing, sidecar_client
+from learnflow_service_kit.observability import configure_logging
 
 from user_progress.api import router
 from user_progress.progress_actor import LearnerProgressActor
@@ -28,8 +24,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    sidecar = httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.dapr_http_port}", timeout=5.0)
-    dapr = DaprClient(sidecar, store=STATESTORE, pubsub=PUBSUB)
+    dapr = sidecar_client(settings.dapr_http_port)
 
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LearnerProgressActor:
         return LearnerProgressActor(
@@ -43,22 +38,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await actors.register_actor(LearnerProgressActor, actor_factory=build_actor)
         yield
-        await sidecar.aclose()
+        await dapr.aclose()
 
     app = FastAPI(title="LearnFlow User Progress", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.dapr = dapr
     app.state.progress = progress or ActorProgressGateway(dapr, settings.actor_call_timeout_seconds)
-    install_error_handlers(app)
-    install_metrics(app)
-    app.include_router(
-        health_router(
-            {
-                "dapr_sidecar": dapr.sidecar_healthy,
-                "state_store": dapr.state_store_reachable,
-            }
-        )
-    )
+    install_service_plumbing(app, dapr)
     app.include_router(router)
     actors = DaprActor(app)
     return app

@@ -1,0 +1,28 @@
+"""What every LearnFlow service app gets: a sidecar client, JSON errors, metrics, health."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from learnflow_contracts.names import PUBSUB, STATESTORE
+
+from learnflow_service_kit.dapr_client import DaprClient
+from learnflow_service_kit.errors import install_error_handlers
+from learnflow_service_kit.health import health_router
+from learnflow_service_kit.observability import install_metrics
+
+
+def sidecar_client(dapr_http_port: int) -> DaprClient:
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{dapr_http_port}", timeout=5.0)
+    return DaprClient(http, store=STATESTORE, pubsub=PUBSUB)
+
+
+def install_service_plumbing(app: FastAPI, dapr: DaprClient) -> None:
+    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer)."""
+    install_error_handlers(app)
+    install_metrics(app)
+    app.include_router(
+        health_router(
+            {"dapr_sidecar": dapr.sidecar_healthy, "state_store": dapr.state_store_reachable}
+        )
+    )
