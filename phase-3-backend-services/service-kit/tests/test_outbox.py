@@ -19,6 +19,7 @@ class FakeSidecar:
         self.published: list[tuple[str, dict[str, Any], str]] = []
         self.broker_up = True
         self.lose_next_race = False
+        self.rival_write: tuple[str, Any] | None = None
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -41,11 +42,17 @@ class FakeSidecar:
             )
         if path == "/v1.0/state/statestore/transaction":
             operations = json.loads(request.content)["operations"]
+            if self.rival_write:
+                key, value = self.rival_write
+                self.state[key], self.rival_write = (value, 1), None
             if self.lose_next_race:
                 self.lose_next_race = False
                 return httpx.Response(409, text="possible etag mismatch")
             for op in operations:
                 req = op["request"]
+                first_write = req.get("options", {}).get("concurrency") == "first-write"
+                if first_write and "etag" not in req and req["key"] in self.state:
+                    return httpx.Response(500, text="failed: no item was updated")
                 if "etag" in req and str(self.state.get(req["key"], (None, -1))[1]) != req["etag"]:
                     return httpx.Response(409, text="possible etag mismatch")
             for op in operations:
@@ -137,3 +144,16 @@ async def test_staging_the_same_event_twice_keeps_one_copy(outbox: Outbox) -> No
     await outbox.commit_with(_write_lesson, EVENT)
 
     assert await outbox.pending_count() == 1
+
+
+async def test_a_rival_creating_the_shard_first_is_not_overwritten(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    rival = OutboxEvent("lesson-2", "lesson-generated", {"lesson_id": "lesson-2"})
+    # Between our read of the (absent) shard and our commit, another replica creates it.
+    sidecar.rival_write = (outbox_shard_key(EVENT.event_id), {"events": [rival.as_json()]})
+
+    await outbox.commit_with(_write_lesson, EVENT)
+
+    shard = sidecar.state[outbox_shard_key(EVENT.event_id)][0]
+    assert [e["event_id"] for e in shard["events"]] == [rival.event_id, EVENT.event_id]

@@ -172,3 +172,30 @@ def test_llm_failures_map_to_clear_statuses(stack: Stack, llm_stub: LlmStub) -> 
         if status == 503:
             assert int(response.headers["Retry-After"]) > 0
     llm_stub.reset()
+
+
+def test_concurrent_lessons_for_a_new_learner_are_all_listed(stack: Stack) -> None:
+    learner = _learner()
+    topics = [f"Concurrent topic {n}" for n in range(8)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{stack.app('course-agent', n % 2).url}/generate-lesson",
+                        json={"learner_id": learner, "topic": topic},
+                    )
+                    for n, topic in enumerate(topics)
+                )
+            )
+
+    created = {r.json()["lesson_id"] for r in asyncio.run(burst()) if r.status_code == 201}
+    listed = httpx.get(
+        f"{stack.app('course-agent').url}/lessons",
+        params={"learner_id": learner, "limit": 20},
+        timeout=10,
+    ).json()
+
+    assert len(created) == len(topics)
+    assert {item["lesson_id"] for item in listed["items"]} == created

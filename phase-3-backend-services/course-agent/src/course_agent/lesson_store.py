@@ -96,6 +96,7 @@ class LessonStore:
                     index_key,
                     {"lessons": [entry, *entries][:INDEX_CAP]},
                     etag=index.etag if index else None,
+                    new_only=index is None,
                 ),
             ]
 

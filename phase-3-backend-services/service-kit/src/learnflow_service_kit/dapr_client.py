@@ -53,15 +53,20 @@ class StateEntry:
 
 @dataclass(frozen=True)
 class Upsert:
+    """A write; with ``etag`` it only replaces that version, with ``new_only`` it only creates."""
+
     key: str
     value: Any
     etag: str | None = None
+    new_only: bool = False
     ttl_seconds: int | None = None
 
     def as_operation(self) -> dict[str, Any]:
         request: dict[str, Any] = {"key": self.key, "value": self.value}
         if self.etag is not None:
             request["etag"] = self.etag
+        if self.etag is not None or self.new_only:
+            # first-write without an ETag: the store refuses if the key already exists.
             request["options"] = {"concurrency": "first-write"}
         if self.ttl_seconds is not None:
             request["metadata"] = {"ttlInSeconds": str(self.ttl_seconds)}
@@ -85,7 +90,8 @@ def _is_etag_failure(response: httpx.Response) -> bool:
     if response.status_code == 409:
         return True
     text = response.text.lower()
-    return "etag" in text and ("mismatch" in text or "possible etag" in text)
+    # Postgres v2 says "no item was updated" when a new_only key already exists.
+    return ("etag" in text and "mismatch" in text) or "no item was updated" in text
 
 
 class DaprClient:

@@ -74,7 +74,12 @@ class Outbox:
             events = list(shard.value["events"]) if shard else []
             if all(e["event_id"] != event.event_id for e in events):
                 events.append(event.as_json())
-            staged = Upsert(shard_key, {"events": events}, etag=shard.etag if shard else None)
+            staged = Upsert(
+                shard_key,
+                {"events": events},
+                etag=shard.etag if shard else None,
+                new_only=shard is None,
+            )
             try:
                 await self._dapr.transact([*operations, staged])
                 return
