@@ -23,6 +23,8 @@ integration: setup
 
 lint:
 	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy $(PHASE)/deploy
 	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src
 
 demo:  ## walk the whole loop against the stack `make run` started
