@@ -8,7 +8,7 @@ import sys
 import threading
 from types import FrameType
 
-from learnflow_stack import services
+from learnflow_stack import bench, services
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.process import StartError
 from learnflow_stack.stack import Stack
@@ -67,6 +67,11 @@ def main() -> int:
     commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
         run=demo
     )
+    measure = commands.add_parser(
+        "bench", help="start a private stack with an LLM stub, measure, print figures"
+    )
+    bench.add_arguments(measure)
+    measure.set_defaults(run=bench.run)
     args = parser.parse_args()
     result: int = args.run(args)
     return result
