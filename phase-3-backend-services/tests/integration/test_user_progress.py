@@ -227,3 +227,23 @@ def test_a_learner_with_no_records_has_a_well_defined_status(stack: Stack) -> No
     assert status["completion_rate"] == 0.0
     assert status["average_score"] is None
     assert status["projection"]["has_history"] is False
+
+
+def test_progress_before_its_lesson_event_is_reconciled_once(stack: Stack) -> None:
+    learner, lesson_id = _learner(), f"lesson-{uuid.uuid4().hex}"
+    early = _update(learner, lesson_id=lesson_id, kind="quiz", score=30, topic="optics, I think")
+
+    # The frontend is faster than Kafka: the score arrives before the lesson exists here.
+    response = httpx.post(
+        f"{stack.app('user-progress').url}/update-progress", json=early, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, lesson_id, "Optics"))
+    _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, lesson_id, "Optics"))
+
+    # The event's topic replaces the provisional one the update carried.
+    status = eventually(lambda: (s := _status(stack, learner))["weak_topics"] == ["Optics"] and s)
+    assert status["lessons_assigned"] == 1
+    assert status["average_score"] == 30
+    assert status["weak_topics"] == ["Optics"]
+    assert [(t["topic"], t["score_count"]) for t in status["topics"]] == [("Optics", 1)]

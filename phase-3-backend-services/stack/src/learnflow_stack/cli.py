@@ -42,7 +42,7 @@ LearnFlow is running ({llm_note}).
   Ports          {stack.run_dir / "stack.json"}
 
 Try:  curl -s -X POST {agent.url}/generate-lesson -H 'content-type: application/json' \\
-        -d '{{"learner_id": "ada", "topic": "Fractions", "level": "beginner"}}'
+        -d '{{"learner_id": "ada", "topic": "Adding fractions", "level": "beginner"}}'
       curl -s '{progress.url}/status?learner_id=ada'
       make demo      (walks the whole loop against this stack)
 Ctrl-C stops everything.
