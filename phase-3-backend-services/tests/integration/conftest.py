@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from learnflow_stack import services
-from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import Stack
 
@@ -55,25 +54,8 @@ class LlmStub:
 
 @pytest.fixture(scope="session")
 def llm_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmStub]:
-    port = free_port()
-    process = ManagedProcess(
-        name="llm-stub",
-        argv=[
-            sys.executable,
-            "-m",
-            "learnflow_stack.llm_stub",
-            "--port",
-            str(port),
-            "--delay",
-            "0",
-        ],
-        log_path=tmp_path_factory.mktemp("llm-stub") / "llm-stub.log",
-    )
-    process.start()
-    stub = LlmStub(f"http://{LOOPBACK}:{port}", process)
-    process.wait_ready(
-        lambda: httpx.get(f"{stub.url}/stub/calls", timeout=1).is_success, 30, "/stub/calls"
-    )
+    url, process = start_stub_process(0.0, tmp_path_factory.mktemp("llm-stub") / "llm-stub.log")
+    stub = LlmStub(url, process)
     yield stub
     process.stop()
 

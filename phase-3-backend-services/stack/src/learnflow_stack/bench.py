@@ -47,8 +47,8 @@ from learnflow_stack.bench_stats import (
     summarize,
     throughput,
 )
-from learnflow_stack.paths import PHASE_DIR
-from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.llm_stub import start_stub_process
+from learnflow_stack.paths import PHASE_DIR, runs_root
 from learnflow_stack.process import ManagedProcess, StartError
 from learnflow_stack.stack import AppInstance, Stack
 
@@ -1044,28 +1044,19 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig.from_args(args)
     began = time.perf_counter()
     load_average = os.getloadavg()
-    stub_url = f"http://{LOOPBACK}:{(stub_port := free_port())}"
+    run_dir = runs_root() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    try:
+        stub_url, stub = start_stub_process(
+            config.llm_delay_seconds, run_dir / "logs" / "llm-stub.log"
+        )
+    except StartError as error:
+        _log(f"could not start the LLM stub: {error}")
+        return 1
     stack = Stack(
-        [services.user_progress(), services.course_agent(course_agent_env(stub_url, config))]
-    )
-    stub = ManagedProcess(
-        name="llm-stub",
-        argv=[
-            sys.executable,
-            "-m",
-            "learnflow_stack.llm_stub",
-            "--port",
-            str(stub_port),
-            "--delay",
-            str(config.llm_delay_seconds),
-        ],
-        log_path=stack.run_dir / "logs" / "llm-stub.log",
+        [services.user_progress(), services.course_agent(course_agent_env(stub_url, config))],
+        run_dir=run_dir,
     )
     try:
-        stub.start()
-        stub.wait_ready(
-            lambda: httpx.get(f"{stub_url}/stub/calls", timeout=1).is_success, 30, "/stub/calls"
-        )
         with stack:
             stack_start_seconds = time.perf_counter() - began
             figures = asyncio.run(

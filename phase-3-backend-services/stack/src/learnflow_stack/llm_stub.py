@@ -20,14 +20,20 @@ import asyncio
 import html
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.process import ManagedProcess
 
 Mode = Literal["ok", "rate_limit", "server_error", "hang", "invalid", "json_object_only"]
 
@@ -226,6 +232,30 @@ def create_stub_app(delay_seconds: float = 0.0) -> FastAPI:
         return {"mode": state.mode, "delay_seconds": state.delay_seconds}
 
     return app
+
+
+def start_stub_process(delay_seconds: float, log_path: Path) -> tuple[str, ManagedProcess]:
+    """Run the stub as a child process on a free loopback port; returns (base URL, process)."""
+    port = free_port()
+    process = ManagedProcess(
+        name="llm-stub",
+        argv=[
+            sys.executable,
+            "-m",
+            "learnflow_stack.llm_stub",
+            "--port",
+            str(port),
+            "--delay",
+            str(delay_seconds),
+        ],
+        log_path=log_path,
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    process.start()
+    process.wait_ready(
+        lambda: httpx.get(f"{url}/stub/calls", timeout=1).is_success, 30, "/stub/calls"
+    )
+    return url, process
 
 
 def main(argv: list[str] | None = None) -> None:
