@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,20 @@ class AppInstance:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+
+KEEP_RUNS = 8
+
+
+def prune_old_runs(root: Path, keep: int = KEEP_RUNS) -> None:
+    """Keep the most recently active runs' data and logs; older ones only fill the disk."""
+
+    def last_written(logs: Path) -> float:
+        return max((log.stat().st_mtime for log in logs.iterdir()), default=logs.stat().st_mtime)
+
+    runs = sorted(root.glob("*/logs"), key=last_written, reverse=True)
+    for logs in runs[keep:]:
+        shutil.rmtree(logs.parent, ignore_errors=True)
 
 
 def _log(message: str) -> None:
@@ -85,6 +100,7 @@ class Stack:
 
     def start(self) -> None:
         started = time.monotonic()
+        prune_old_runs(self.run_dir.parent)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _log(f"run directory {self.run_dir} (logs in {self.run_dir / 'logs'})")
         bin_dir = (
