@@ -1,0 +1,286 @@
+"""The scenarios the benchmark measures, each with its baseline, run one after another against
+the stack; measure_all runs them all and returns the Figures."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from learnflow_contracts.names import STATESTORE
+
+from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_events import EventLagResult, measure_event_lag
+from learnflow_stack.bench_load import (
+    REQUEST_FAILURES,
+    ScenarioResult,
+    UnexpectedAnswer,
+    describe,
+    drive,
+    expect,
+    log,
+    measure,
+)
+from learnflow_stack.bench_requests import (
+    Target,
+    active_system_prompt,
+    quiz_update,
+    stub_chat_request,
+)
+from learnflow_stack.stack import AppInstance
+
+# Requests per scenario at --requests 1.0: sized so the default run, stack start included,
+# stays well under four minutes on two cores with the default 0.2 s stub delay.
+STUB_DIRECT_REQUESTS = 100
+CACHE_MISS_REQUESTS = 60
+CACHE_HIT_REQUESTS = 400
+STATE_READ_REQUESTS = 400
+LESSON_LIST_REQUESTS = 300
+PROGRESS_HOT_REQUESTS = 200
+PROGRESS_MANY_REQUESTS = 200
+LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed page
+HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
+
+
+@dataclass(frozen=True)
+class Figures:
+    stub_direct: ScenarioResult
+    cache_miss: ScenarioResult
+    state_read: ScenarioResult
+    cache_hit: ScenarioResult
+    lesson_list: ScenarioResult
+    events_settled_seconds: float | None  # generation events consumed this long after the list
+    progress_hot: ScenarioResult
+    progress_many: ScenarioResult
+    event_lag: EventLagResult
+
+    def scenarios(self) -> list[ScenarioResult]:
+        return [
+            self.stub_direct,
+            self.cache_miss,
+            self.state_read,
+            self.cache_hit,
+            self.lesson_list,
+            self.progress_hot,
+            self.progress_many,
+        ]
+
+
+class Workloads(Target):
+    """The request scenarios, each a method run against the target stack."""
+
+    async def stub_direct(self) -> ScenarioResult:
+        system_prompt = active_system_prompt()
+
+        async def call(index: int) -> None:
+            body = stub_chat_request(system_prompt, f"Stub topic {index}")
+            expect(await self.client.post(f"{self.stub_url}/v1/chat/completions", json=body), 200)
+
+        return await measure(
+            "LLM stub called directly (baseline)",
+            call,
+            requests=self.config.count(STUB_DIRECT_REQUESTS),
+            concurrency=self.config.concurrency,
+            deadline=self.deadline(),
+        )
+
+    async def cache_miss(self) -> ScenarioResult:
+        # A new learner and topic each time: no cache entry, no per-learner write contention.
+        async def call(index: int) -> None:
+            await self.generate(self.id_for("miss", index), f"Miss topic {index}", 201)
+
+        return await measure(
+            "Course Agent generate, cache miss",
+            call,
+            requests=self.config.count(CACHE_MISS_REQUESTS),
+            concurrency=self.config.concurrency,
+            deadline=self.deadline(),
+        )
+
+    async def cache_hit(self) -> tuple[ScenarioResult, ScenarioResult]:
+        """(one daprd state GET of the cached lesson, the cache hit that serves it)."""
+        learner = self.id_for("hit", "learner")
+        state_name, hit_name = (
+            "Dapr state GET of one key (baseline)",
+            "Course Agent generate, cache hit",
+        )
+        state_requests = self.config.count(STATE_READ_REQUESTS)
+        hit_requests = self.config.count(CACHE_HIT_REQUESTS)
+        try:
+            lesson = await self.generate(learner, "Cached topic", 201)
+        except REQUEST_FAILURES as error:
+            reason = describe(error)
+            return (
+                ScenarioResult.set_up_failed(
+                    state_name, self.config.concurrency, state_requests, reason
+                ),
+                ScenarioResult.set_up_failed(
+                    hit_name, self.config.concurrency, hit_requests, reason
+                ),
+            )
+        state_url = (
+            f"{self.agent.sidecar.http_url}/v1.0/state/{STATESTORE}/lesson-{lesson['lesson_id']}"
+        )
+
+        async def read_state(_: int) -> None:
+            expect(await self.client.get(state_url), 200)
+
+        async def hit(_: int) -> None:
+            await self.generate(learner, "Cached topic", 200)
+
+        state_read = await measure(
+            state_name,
+            read_state,
+            requests=state_requests,
+            concurrency=self.config.concurrency,
+            deadline=self.deadline(),
+        )
+        cache_hit = await measure(
+            hit_name,
+            hit,
+            requests=hit_requests,
+            concurrency=self.config.concurrency,
+            deadline=self.deadline(),
+        )
+        return state_read, cache_hit
+
+    async def _list_lessons(self, learner_id: str) -> int:
+        response = await self.client.get(
+            f"{self.agent.url}/lessons",
+            params={"learner_id": learner_id, "limit": LESSONS_PER_LISTED_LEARNER},
+        )
+        return len(expect(response, 200).json()["items"])
+
+    async def lesson_list(self) -> tuple[ScenarioResult, str, int]:
+        """(GET /lessons of a learner given LESSONS_PER_LISTED_LEARNER lessons, that learner,
+        how many lessons were generated for them).
+
+        The lessons are generated ``concurrency`` at a time, as a busy learner would; if the
+        list then shows fewer than were generated, the scenario says so in a note and
+        measures the list as it is (each answer must show the same count)."""
+        deadline = self.deadline()
+        learner = self.id_for("list", "learner")
+        requests = self.config.count(LESSON_LIST_REQUESTS)
+
+        async def create(index: int) -> None:
+            await self.generate(learner, f"Listed topic {index}", 201)
+
+        created = await drive(
+            create, range(LESSONS_PER_LISTED_LEARNER), self.config.concurrency, deadline
+        )
+        generated = len(created.latencies)
+        try:
+            listed = await self._list_lessons(learner) if generated else 0
+        except REQUEST_FAILURES as error:
+            created.errors.append(describe(error))
+            listed = 0
+        if listed == 0:
+            reason = created.errors[0] if created.errors else f"0 of {generated} lessons listed"
+            failed = ScenarioResult.set_up_failed(
+                "GET /lessons", self.config.concurrency, requests, reason
+            )
+            return failed, learner, generated
+
+        async def call(_: int) -> None:
+            if (count := await self._list_lessons(learner)) != listed:
+                raise UnexpectedAnswer(f"GET /lessons listed {count}, before {listed} lessons")
+
+        result = await measure(
+            f"GET /lessons, learner with {listed} lessons",
+            call,
+            requests=requests,
+            concurrency=self.config.concurrency,
+            deadline=deadline,
+        )
+        if listed < generated:
+            result = dataclasses.replace(
+                result,
+                note=f"the learner's list shows {listed} of the {generated} lessons generated "
+                f"for them ({self.config.concurrency} at a time, each answered 201)",
+            )
+        return result, learner, generated
+
+    async def settle(self, learner_id: str, lessons: int) -> float | None:
+        """Seconds until User Progress shows ``lessons`` for ``learner_id`` (the last lessons
+        generated), so the update and lag scenarios do not share the CPU with that backlog;
+        None if it did not within the cap."""
+        began = time.perf_counter()
+        deadline = began + self.config.max_seconds_per_scenario
+        while time.perf_counter() < deadline:
+            try:
+                if await self.lessons_assigned(learner_id) >= lessons:
+                    return time.perf_counter() - began
+            except REQUEST_FAILURES as error:
+                log(f"waiting for lesson events: {error}")
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _progress_updates(
+        self, name: str, learner_of: Callable[[int], str], requests: int
+    ) -> ScenarioResult:
+        async def call(index: int) -> None:
+            body = quiz_update(
+                learner_of(index),
+                self.id_for("lesson", index % HOT_LEARNER_LESSONS),
+                self.id_for("attempt", index),
+                score=(index * 37) % 101,
+            )
+            expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)
+
+        return await measure(
+            name,
+            call,
+            requests=requests,
+            concurrency=self.config.progress_concurrency,
+            deadline=self.deadline(),
+        )
+
+    async def progress_hot(self) -> ScenarioResult:
+        hot = self.id_for("hot", "learner")
+        return await self._progress_updates(
+            "update-progress, one hot learner",
+            lambda _: hot,
+            self.config.count(PROGRESS_HOT_REQUESTS),
+        )
+
+    async def progress_many(self) -> ScenarioResult:
+        return await self._progress_updates(
+            "update-progress, a new learner each",
+            lambda index: self.id_for("many", index),
+            self.config.count(PROGRESS_MANY_REQUESTS),
+        )
+
+
+async def measure_all(
+    agent: AppInstance, progress: AppInstance, stub_url: str, config: BenchConfig
+) -> Figures:
+    async with httpx.AsyncClient(
+        timeout=config.request_timeout_seconds,
+        trust_env=False,  # loopback only: never through a proxy from the environment
+        limits=httpx.Limits(
+            max_connections=4 * max(config.concurrency, config.progress_concurrency)
+        ),
+    ) as client:
+        work = Workloads(client, agent, progress, stub_url, config)
+        stub_direct = await work.stub_direct()
+        cache_miss = await work.cache_miss()
+        state_read, cache_hit = await work.cache_hit()
+        lesson_list, listed_learner, generated = await work.lesson_list()
+        settled = await work.settle(listed_learner, generated)
+        progress_hot = await work.progress_hot()
+        progress_many = await work.progress_many()
+        event_lag = await measure_event_lag(work)
+    return Figures(
+        stub_direct=stub_direct,
+        cache_miss=cache_miss,
+        state_read=state_read,
+        cache_hit=cache_hit,
+        lesson_list=lesson_list,
+        events_settled_seconds=settled,
+        progress_hot=progress_hot,
+        progress_many=progress_many,
+        event_lag=event_lag,
+    )

@@ -1,0 +1,99 @@
+"""The printed table and the JSON form of the benchmark's results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_events import EventLagResult
+from learnflow_stack.bench_load import ScenarioResult
+from learnflow_stack.bench_report import BenchReport, render
+from learnflow_stack.bench_scenarios import Figures
+from learnflow_stack.bench_stats import LatencySummary
+from learnflow_stack.bench_usage import ProcessUsage
+
+# -- the printed report ----------------------------------------------------------------------
+
+
+def _scenario(name: str, p50: float, *, cut_short: bool = False) -> ScenarioResult:
+    latency = LatencySummary(count=40, p50=p50, p95=p50 * 1.5, p99=p50 * 2, mean=p50, maximum=1.0)
+    return ScenarioResult(
+        name=name,
+        concurrency=4,
+        planned=50,
+        errors=0,
+        latency=latency,
+        requests_per_second=12.5,
+        cut_short=cut_short,
+    )
+
+
+def _report() -> BenchReport:
+    figures = Figures(
+        stub_direct=_scenario("stub direct", 0.200),
+        cache_miss=_scenario("cache miss", 0.260, cut_short=True),
+        state_read=_scenario("state read", 0.002),
+        cache_hit=_scenario("cache hit", 0.010),
+        lesson_list=dataclasses.replace(
+            _scenario("lesson list", 0.020), note="the list shows 19 of the 20 lessons"
+        ),
+        events_settled_seconds=0.5,
+        progress_hot=_scenario("hot learner", 0.030),
+        progress_many=_scenario("many learners", 0.015),
+        event_lag=EventLagResult(
+            lone_published=5,
+            lone=LatencySummary(count=5, p50=0.05, p95=0.06, p99=0.06, mean=0.05, maximum=0.061),
+            lone_mean_poll_seconds=0.02,
+            burst_published=50,
+            burst_visible=50,
+            burst_lag=LatencySummary(count=50, p50=0.4, p95=0.9, p99=1.0, mean=0.5, maximum=1.01),
+            burst_events_per_second=42.0,
+            burst_mean_poll_round_seconds=0.1,
+            publish_errors=0,
+            poll_errors=0,
+        ),
+    )
+    return BenchReport(
+        config=BenchConfig(
+            llm_delay_seconds=0.2,
+            scale=1.0,
+            concurrency=4,
+            progress_concurrency=8,
+            max_seconds_per_scenario=20.0,
+            json_path=None,
+        ),
+        cpus=2,
+        load_average_at_start=(0.5, 0.4, 0.3),
+        stack_start_seconds=20.0,
+        total_seconds=120.0,
+        client_cpu_seconds=10.0,
+        figures=figures,
+        processes=[
+            ProcessUsage("postgres", 10, 28.5, 3, 60.0, 4.0),
+            ProcessUsage("course-agent", 11, 180.0, 0, 0.0, 30.0),
+        ],
+    )
+
+
+def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -> None:
+    text = render(_report())
+    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+
+    assert rows["stub direct"].split()[-4:] == ["200.0", "300.0", "400.0", "12.5"]
+    assert "40*" in rows["cache miss"].split()  # capped: marked
+    assert "40" in rows["cache hit"].split()
+    overhead = next(line for line in text.splitlines() if "service overhead" in line)
+    assert overhead.split()[-3:] == ["+60.0", "+90.0", "+120.0"]
+    assert "consumed at 42.0 events/s" in text
+    assert "lag p50 400 ms, p95 900 ms, p99 1000 ms, max 1010 ms" in text
+    assert "NOTE on lesson list: the list shows 19 of the 20 lessons" in text
+    assert "3, 60.0 MiB" in next(line for line in text.splitlines() if "postgres" in line)
+
+
+def test_report_as_json_holds_the_overheads_in_seconds() -> None:
+    document = _report().as_json()
+
+    assert document["service_overhead"] == pytest.approx({"p50": 0.06, "p95": 0.09, "p99": 0.12})
+    assert document["figures"]["cache_miss"]["cut_short"] is True
+    assert document["config"]["json_path"] is None
