@@ -37,11 +37,12 @@ def test_bad_lesson_requests_name_the_field(
 
 
 def test_bad_list_queries_name_the_field(client: TestClient) -> None:
-    for params, field in [
+    cases: list[tuple[dict[str, str | int], str]] = [
         ({}, "query.learner_id"),
         ({"learner_id": "ada", "limit": 0}, "query.limit"),
         ({"learner_id": "ada", "limit": 1000}, "query.limit"),
-    ]:
+    ]
+    for params, field in cases:
         response = client.get("/lessons", params=params)
         assert response.status_code == 422
         assert field in [f["field"] for f in response.json()["error"]["fields"]]

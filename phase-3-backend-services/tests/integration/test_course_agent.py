@@ -18,8 +18,8 @@ def _learner() -> str:
     return f"learner-{uuid.uuid4().hex[:10]}"
 
 
-def _generate(
-    stack: Stack, replica: int = 0, headers: dict[str, str] | None = None, **body: Any
+def _send(
+    stack: Stack, body: dict[str, Any], replica: int = 0, headers: dict[str, str] | None = None
 ) -> httpx.Response:
     return httpx.post(
         f"{stack.app('course-agent', replica).url}/generate-lesson",
@@ -27,6 +27,12 @@ def _generate(
         headers=headers,
         timeout=60,
     )
+
+
+def _generate(
+    stack: Stack, replica: int = 0, headers: dict[str, str] | None = None, **body: str
+) -> httpx.Response:
+    return _send(stack, body, replica, headers)
 
 
 def test_a_generated_lesson_is_stored_in_postgres_and_announced_on_kafka(
@@ -57,10 +63,10 @@ def test_a_generated_lesson_is_stored_in_postgres_and_announced_on_kafka(
 
 def test_a_repeat_is_a_cache_hit_without_an_llm_call(stack: Stack, llm_stub: LlmStub) -> None:
     body = {"learner_id": _learner(), "topic": "Volcanoes", "level": "intermediate"}
-    first = _generate(stack, **body)
+    first = _send(stack, body)
     calls = llm_stub.calls()
 
-    again = _generate(stack, replica=1, **{**body, "topic": "  volcanoes "})
+    again = _send(stack, {**body, "topic": "  volcanoes "}, replica=1)
 
     assert again.status_code == 200
     assert again.json()["from_cache"] is True
@@ -144,7 +150,7 @@ def test_idempotency_key_replays_the_same_lesson_and_refuses_another_body(
 
 
 def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"learner_id": _learner(), "topic": "Cats\x07"}, "body.topic"),
         ({"learner_id": _learner(), "topic": "x" * 201}, "body.topic"),
         ({"learner_id": _learner(), "topic": "Cats", "level": "expert"}, "body.level"),
@@ -152,7 +158,7 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
         ({"learner_id": _learner(), "topic": "Cats", "surprise": 1}, "body.surprise"),
     ]
     for body, field in cases:
-        response = _generate(stack, **body)
+        response = _send(stack, body)
         assert response.status_code == 422, body
         assert field in [f["field"] for f in response.json()["error"]["fields"]], response.text
 
