@@ -247,3 +247,30 @@ def test_progress_before_its_lesson_event_is_reconciled_once(stack: Stack) -> No
     assert status["average_score"] == 30
     assert status["weak_topics"] == ["Optics"]
     assert [(t["topic"], t["score_count"]) for t in status["topics"]] == [("Optics", 1)]
+
+
+def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_without_blocking(
+    stack: Stack, pg: psycopg.Connection[Any], read_topic: TopicReader
+) -> None:
+    broken, behind = _learner(), _learner()
+    # A learner whose stored progress cannot be read: every delivery for them fails (RETRY).
+    pg.execute(
+        "INSERT INTO state (key, value) VALUES (%s, %s)",
+        (f"user-progress||LearnerProgressActor||{broken}||progress", b'{"not": "progress"}'),
+    )
+    stuck_id = _produce(
+        stack, LESSON_GENERATED_TOPIC, broken, _lesson_event(broken, f"lesson-{uuid.uuid4().hex}")
+    )
+    # Same key, so same partition: this event waits behind the failing one.
+    _produce(
+        stack, LESSON_GENERATED_TOPIC, broken, _lesson_event(behind, f"lesson-{uuid.uuid4().hex}")
+    )
+
+    dead = eventually(
+        lambda: read_topic(LESSON_GENERATED_DEADLETTER_TOPIC, lambda e: e.get("id") == stuck_id),
+        120,
+    )
+    assert dead[0]["data"]["learner_id"] == broken
+    assert eventually(lambda: _status(stack, behind)["lessons_assigned"] == 1, 60)
+    metrics = httpx.get(f"{stack.app('user-progress').url}/metrics", timeout=10).text
+    assert 'lesson_events_total{outcome="retried"}' in metrics
