@@ -9,7 +9,7 @@ from learnflow_contracts.identifiers import Identifier
 from learnflow_service_kit.errors import ServiceError
 
 from course_agent.domain.generation_request import GenerateLessonRequest
-from course_agent.lesson_record import LessonPage, LessonResponse
+from course_agent.lesson_record import LessonPage, LessonRecord, LessonResponse
 from course_agent.lesson_service import LessonService
 from course_agent.lesson_store import LessonStore
 
@@ -60,15 +60,12 @@ async def list_lessons(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> LessonPage:
     records, next_cursor = await store.page(learner_id, topic, cursor, limit)
-    return LessonPage(
-        items=[LessonResponse(**r.model_dump(), from_cache=True) for r in records],
-        next_cursor=next_cursor,
-    )
+    return LessonPage(items=records, next_cursor=next_cursor)
 
 
-@router.get("/lessons/{lesson_id}", response_model=LessonResponse)
-async def get_lesson(store: Store, lesson_id: Annotated[Identifier, Path()]) -> LessonResponse:
+@router.get("/lessons/{lesson_id}", response_model=LessonRecord)
+async def get_lesson(store: Store, lesson_id: Annotated[Identifier, Path()]) -> LessonRecord:
     record = await store.get(lesson_id)
     if record is None:
         raise ServiceError(404, "lesson_not_found", f"lesson_id: no lesson {lesson_id!r}")
-    return LessonResponse(**record.model_dump(), from_cache=True)
+    return record

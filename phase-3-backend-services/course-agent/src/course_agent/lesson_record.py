@@ -56,9 +56,11 @@ class LessonRecord(BaseModel):
 
 
 class LessonResponse(LessonRecord):
+    """What POST /generate-lesson returns: the lesson, and whether it came from the cache."""
+
     from_cache: bool
 
 
 class LessonPage(BaseModel):
-    items: list[LessonResponse]
+    items: list[LessonRecord]
     next_cursor: str | None
