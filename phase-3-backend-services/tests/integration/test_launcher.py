@@ -11,10 +11,14 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 import yaml
+from learnflow_stack import services
 from learnflow_stack.dapr import Sidecar, UnsafeNameResolution, render_resources
 from learnflow_stack.paths import installed_dir, runs_root
+from learnflow_stack.stack import Stack
 
 from .conftest import eventually
 
@@ -127,3 +131,35 @@ def test_launcher_leaves_no_process_behind(how: signal.Signals) -> None:
         time.sleep(0.5)
     assert {name: pid for name, pid in pids.items() if _pid_alive(pid)} == {}
     assert _processes_in_sessions(sessions) == []
+
+
+def test_existing_postgres_and_kafka_are_used_instead_of_private_ones(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEARNFLOW_PG_CONNECTION", stack.pg_connection)
+    monkeypatch.setenv("LEARNFLOW_KAFKA_BROKERS", stack.kafka_bootstrap)
+    key = f"shared-{uuid.uuid4().hex}"
+
+    with Stack([services.course_agent({"COURSE_AGENT_LLM_PROVIDER": "replay"})]) as second:
+        agent = second.app("course-agent")
+        assert httpx.get(f"{agent.url}/readyz", timeout=10).status_code == 200
+        saved = httpx.post(
+            f"{agent.sidecar.http_url}/v1.0/state/statestore",
+            json=[{"key": key, "value": "via the second stack"}],
+            timeout=10,
+        )
+        assert saved.status_code == 204
+        assert (second.postgres, second.kafka) == (None, None)
+        assert [p.name for p in second.processes()] == [
+            "placement",
+            "scheduler",
+            "course-agent",
+            "daprd[course-agent]",
+        ]
+
+    # The row is in the first stack's PostgreSQL.
+    with psycopg.connect(stack.pg_connection) as connection:
+        row = connection.execute(
+            "SELECT value FROM state WHERE key = %s", (f"course-agent||{key}",)
+        ).fetchone()
+    assert row is not None
