@@ -59,6 +59,12 @@ def test_a_generated_lesson_is_stored_in_postgres_and_announced_on_kafka(
     )
     assert events[0]["id"] == lesson["lesson_id"]
     assert events[0]["data"]["learner_id"] == learner
+    # The generation ran on whichever replica hosts the actor for this cache key.
+    metrics = "".join(
+        httpx.get(f"{stack.app('course-agent', n).url}/metrics", timeout=10).text for n in (0, 1)
+    )
+    assert "lesson_llm_tokens_total{" in metrics
+    assert "lesson_llm_seconds_count" in metrics
 
 
 def test_a_repeat_is_a_cache_hit_without_an_llm_call(stack: Stack, llm_stub: LlmStub) -> None:
