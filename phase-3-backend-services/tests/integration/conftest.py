@@ -69,7 +69,6 @@ def stack(llm_stub: LlmStub) -> Iterator[Stack]:
         "COURSE_AGENT_LLM_TIMEOUT_SECONDS": "3",
         "COURSE_AGENT_LLM_MAX_RETRIES": "0",
         "COURSE_AGENT_OUTBOX_RELAY_SECONDS": "1",
-        "COURSE_AGENT_PROGRESS_TIMEOUT_SECONDS": "1",
     }
     progress_env = {"USER_PROGRESS_OUTBOX_FLUSH_SECONDS": "1"}
     with Stack(

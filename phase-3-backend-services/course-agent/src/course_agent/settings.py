@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     prompt_token_budget: int = Field(3000, ge=200)
     cache_ttl_seconds: int = Field(86400, ge=1)
     idempotency_ttl_seconds: int = Field(86400, ge=1)
-    progress_timeout_seconds: float = Field(2.0, gt=0)
+    # The outer guard on a progress lookup; inside it, Dapr's resiliency policy gives each
+    # attempt 1 s and retries once (components/resiliency.yaml).
+    progress_timeout_seconds: float = Field(3.0, gt=0)
     outbox_relay_seconds: float = Field(2.0, gt=0)
     log_level: str = "INFO"
     dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
