@@ -3,6 +3,8 @@ acknowledged is lost. Each test restores what it stopped (these run last)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +92,19 @@ def test_user_progress_down_gives_a_non_personalised_lesson(stack: Stack) -> Non
     assert response.json()["personalization"] == "unavailable"
     metrics = httpx.get(f"{stack.app('course-agent').url}/metrics", timeout=10).text
     assert 'lesson_personalization_total{outcome="unavailable"}' in metrics
+
+
+def test_user_progress_frozen_still_gives_a_lesson_without_personalisation(stack: Stack) -> None:
+    progress = stack.app("user-progress")
+    # Frozen, not dead: connections are accepted and never answered (the slow case).
+    os.kill(progress.process.pid, signal.SIGSTOP)
+    try:
+        response = _generate(stack, _learner(), "Lagoons")
+    finally:
+        os.kill(progress.process.pid, signal.SIGCONT)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["personalization"] == "unavailable"
 
 
 def test_state_store_down_is_a_clear_503_and_publishes_nothing(
