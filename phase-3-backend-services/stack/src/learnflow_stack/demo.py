@@ -50,6 +50,54 @@ def _expect(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     return body
 
 
+def _generate(
+    http: httpx.Client, url: str, learner: str, request: dict[str, str]
+) -> dict[str, Any]:
+    return _expect(
+        http.post(f"{url}/generate-lesson", json={"learner_id": learner, **request}), 200, 201
+    )
+
+
+def _wait_until_assigned(
+    http: httpx.Client, url: str, learner: str
+) -> tuple[dict[str, Any], float]:
+    """Poll GET /status until the lesson event has arrived; returns (status, seconds waited)."""
+    started = time.monotonic()
+    while True:
+        status = _expect(http.get(f"{url}/status", params={"learner_id": learner}), 200)
+        waited = time.monotonic() - started
+        if status["lessons_assigned"] >= 1:
+            return status, waited
+        if waited > 60:
+            raise DemoFailed("the lesson-generated event did not reach User Progress in 60 s")
+        time.sleep(0.2)
+
+
+def _work_through(
+    http: httpx.Client, url: str, learner: str, lesson_id: str, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Send PROGRESS for the lesson, a minute apart, ending ten minutes ago; returns the status."""
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    status: dict[str, Any] = {}
+    for step, (kind, score) in enumerate(PROGRESS):
+        update: dict[str, Any] = {
+            "learner_id": learner,
+            "lesson_id": lesson_id,
+            "attempt_id": f"{learner}-{step}",
+            "kind": kind,
+            "time_spent_seconds": 120,
+            "occurred_at": (at + timedelta(minutes=step)).isoformat(),
+        }
+        if score is not None:
+            update["score"] = score
+        status = _expect(http.post(f"{url}/update-progress", json=update), 200)
+        say(
+            f"   -> {kind}{f' score {score}' if score is not None else ''}: "
+            f"average {status['average_score']}, completed {status['lessons_completed']}"
+        )
+    return status
+
+
 def walk(
     course_agent_url: str, user_progress_url: str, say: Callable[[str], None] = print
 ) -> DemoReport:
@@ -57,14 +105,7 @@ def walk(
     learner = report.learner_id
     with httpx.Client(timeout=60) as http:
         say(f"1. POST /generate-lesson for a new learner {learner}: {FIRST_LESSON}")
-        lesson = _expect(
-            http.post(
-                f"{course_agent_url}/generate-lesson", json={"learner_id": learner, **FIRST_LESSON}
-            ),
-            200,
-            201,
-        )
-        report.first_lesson = lesson
+        lesson = report.first_lesson = _generate(http, course_agent_url, learner, FIRST_LESSON)
         say(
             f'   -> {lesson["lesson_id"]} "{lesson["content"]["title"]}" '
             f"(model {lesson['model']}, {lesson['prompt_tokens']}+{lesson['completion_tokens']} "
@@ -72,42 +113,16 @@ def walk(
         )
 
         say("2. lesson-generated travels through Kafka to User Progress")
-        started = time.monotonic()
-        deadline = started + 60
-        while True:
-            status = _expect(
-                http.get(f"{user_progress_url}/status", params={"learner_id": learner}), 200
-            )
-            if status["lessons_assigned"] >= 1:
-                break
-            if time.monotonic() > deadline:
-                raise DemoFailed("the lesson-generated event did not reach User Progress in 60 s")
-            time.sleep(0.2)
-        report.event_lag_seconds = time.monotonic() - started
+        status, report.event_lag_seconds = _wait_until_assigned(http, user_progress_url, learner)
         say(
             f"   -> visible in GET /status after {report.event_lag_seconds:.2f} s "
             f"(lessons assigned: {status['lessons_assigned']})"
         )
 
         say("3. POST /update-progress: the learner works through the lesson")
-        at = datetime.now(UTC) - timedelta(minutes=10)
-        for step, (kind, score) in enumerate(PROGRESS):
-            update = {
-                "learner_id": learner,
-                "lesson_id": lesson["lesson_id"],
-                "attempt_id": f"{learner}-{step}",
-                "kind": kind,
-                "time_spent_seconds": 120,
-                "occurred_at": (at + timedelta(minutes=step)).isoformat(),
-            }
-            if score is not None:
-                update["score"] = score
-            status = _expect(http.post(f"{user_progress_url}/update-progress", json=update), 200)
-            say(
-                f"   -> {kind}{f' score {score}' if score is not None else ''}: "
-                f"average {status['average_score']}, completed {status['lessons_completed']}"
-            )
-        report.status = status
+        status = report.status = _work_through(
+            http, user_progress_url, learner, lesson["lesson_id"], say
+        )
 
         say("4. GET /status")
         say(
@@ -117,14 +132,7 @@ def walk(
         )
 
         say(f"5. POST /generate-lesson for the next topic: {NEXT_LESSON}")
-        following = _expect(
-            http.post(
-                f"{course_agent_url}/generate-lesson", json={"learner_id": learner, **NEXT_LESSON}
-            ),
-            200,
-            201,
-        )
-        report.next_lesson = following
+        following = report.next_lesson = _generate(http, course_agent_url, learner, NEXT_LESSON)
         say(
             f'   -> {following["lesson_id"]} "{following["content"]["title"]}" '
             f"(level {following['level']}, personalised: {following['personalized']})"
