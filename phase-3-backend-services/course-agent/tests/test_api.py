@@ -69,3 +69,15 @@ def test_a_request_that_needs_the_sidecar_gets_a_clear_503(client: TestClient) -
     response = client.get("/lessons", params={"learner_id": "ada"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "dapr_sidecar_unavailable"
+
+
+def test_a_domain_error_is_a_clear_json_error() -> None:
+    # Progress is unreachable (no sidecar), so the lesson would be unpersonalised; even so the
+    # prompt cannot fit a budget this small: PromptOverBudget, a CourseAgentError, is a 422.
+    tight = TestClient(create_app(Settings(dapr_http_port=9, prompt_token_budget=200)))
+
+    response = tight.post("/generate-lesson", json={"learner_id": "ada", "topic": "Cats"})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "prompt_over_budget"
+    assert "too long for budget" in response.json()["error"]["message"]

@@ -9,10 +9,8 @@ from contextlib import asynccontextmanager, suppress
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from learnflow_service_kit.app import install_service_plumbing, sidecar_client
-from learnflow_service_kit.errors import error_body
 from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.outbox import Outbox, run_relay
 
@@ -27,13 +25,6 @@ from course_agent.llm.factory import build_lesson_generator
 from course_agent.llm.port import LessonGenerator
 from course_agent.progress_source import DaprProgressSource, ProgressSource
 from course_agent.settings import Settings
-
-
-def _course_agent_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CourseAgentError)
-    return JSONResponse(
-        status_code=exc.http_status, content=error_body(exc.code, str(exc)), headers=exc.headers()
-    )
 
 
 def create_app(
@@ -88,8 +79,7 @@ def create_app(
     app.state.settings = settings
     app.state.lesson_service = service
     app.state.lesson_store = store
-    install_service_plumbing(app, dapr)
-    app.add_exception_handler(CourseAgentError, _course_agent_error)
+    install_service_plumbing(app, dapr, expected_errors=[CourseAgentError])
     app.include_router(router)
     actors = DaprActor(app)
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import httpx
 from fastapi import FastAPI
 from learnflow_contracts.names import PUBSUB, STATESTORE
@@ -17,9 +19,14 @@ def sidecar_client(dapr_http_port: int) -> DaprClient:
     return DaprClient(http, store=STATESTORE, pubsub=PUBSUB)
 
 
-def install_service_plumbing(app: FastAPI, dapr: DaprClient) -> None:
-    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer)."""
-    install_error_handlers(app)
+def install_service_plumbing(
+    app: FastAPI, dapr: DaprClient, expected_errors: Sequence[type[Exception]] = ()
+) -> None:
+    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer).
+
+    ``expected_errors``: the service's own error classes shaped as ``errors.ExpectedError``.
+    """
+    install_error_handlers(app, expected_errors)
     install_metrics(app)
     app.include_router(
         health_router(

@@ -6,7 +6,8 @@ nothing leaks a stack trace.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
 
 import structlog
 from fastapi import FastAPI, Request
@@ -19,6 +20,18 @@ from learnflow_service_kit.dapr_client import SidecarUnavailable, StateStoreUnav
 log = structlog.get_logger()
 
 
+class ExpectedError(Protocol):
+    """What an exception needs to leave the service as a clear JSON error (str() is the message).
+
+    ``ServiceError`` has it; a service registers its own domain errors with the same shape.
+    """
+
+    http_status: int
+    code: str
+
+    def headers(self) -> dict[str, str]: ...
+
+
 class ServiceError(Exception):
     """An expected failure with its HTTP status, a stable code and a human message."""
 
@@ -26,10 +39,12 @@ class ServiceError(Exception):
         self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
     ) -> None:
         super().__init__(message)
-        self.status = status
+        self.http_status = status
         self.code = code
-        self.message = message
-        self.headers = headers or {}
+        self._headers = headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -52,10 +67,12 @@ def _validation_response(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _service_error_response(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+def _expected_error_response(_: Request, exc: Exception) -> JSONResponse:
+    problem = cast(ExpectedError, exc)
     return JSONResponse(
-        status_code=exc.status, content=error_body(exc.code, exc.message), headers=exc.headers
+        status_code=problem.http_status,
+        content=error_body(problem.code, str(exc)),
+        headers=problem.headers(),
     )
 
 
@@ -86,9 +103,12 @@ def _unexpected_response(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, expected: Sequence[type[Exception]] = ()) -> None:
+    """JSON errors for everything; ``expected`` are extra error classes shaped as ExpectedError."""
     app.add_exception_handler(RequestValidationError, _validation_response)
-    app.add_exception_handler(ServiceError, _service_error_response)
+    error_classes: list[type[Exception]] = [ServiceError, *expected]
+    for error_class in error_classes:
+        app.add_exception_handler(error_class, _expected_error_response)
     app.add_exception_handler(StarletteHTTPException, _http_error_response)
     app.add_exception_handler(SidecarUnavailable, _dependency_down_response)
     app.add_exception_handler(StateStoreUnavailable, _dependency_down_response)
