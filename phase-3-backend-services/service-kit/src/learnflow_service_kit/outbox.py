@@ -125,10 +125,6 @@ class Outbox:
         PENDING.set(pending)
         return published
 
-    async def pending_count(self) -> int:
-        entries = await self._dapr.get_bulk_state([f"outbox-shard-{n}" for n in range(SHARDS)])
-        return sum(len(entry.value["events"]) for entry in entries.values())
-
     async def _forget(self, shard_key: str, event_ids: set[str]) -> None:
         for _ in range(_CAS_ATTEMPTS):
             shard = await self._dapr.get_state(shard_key)

@@ -96,13 +96,6 @@ class ManagedProcess:
             self._signal_group(signal.SIGKILL)
             self.popen.wait(timeout=5)
 
-    def kill(self) -> None:
-        """Abrupt death, for fault tests."""
-        if self.running():
-            self._signal_group(signal.SIGKILL)
-            assert self.popen is not None
-            self.popen.wait(timeout=5)
-
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
