@@ -99,7 +99,7 @@ def test_runtime_runs_the_app_factory_as_a_non_root_user(
         f"{package}.main:create_app",
         "--factory",
         "--host",
-        "0.0.0.0",  # noqa: S104 - in a pod the app must listen on the pod IP
+        "0.0.0.0",
         "--port",
         "8000",
     ]
