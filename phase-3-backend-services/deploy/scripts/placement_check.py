@@ -1,7 +1,9 @@
 """Proves that the Dapr sidecar next to this process registered its actor types with placement.
 
-minikube-up.sh pipes this file into each service container (stdlib only, the container has no
-curl): ``kubectl exec -i POD -c APP -- python - ACTOR_TYPES < placement_check.py``.
+The deploy steps (lib/deploy-steps.sh) pipe this file into each service container (stdlib
+only, the container has no curl):
+``kubectl exec -i POD -c APP -- python - ACTOR_TYPES < placement_check.py``.
+This is the sidecar's side; placement_table_check.py checks placement's own table.
 It asks the sidecar for ``/v1.0/metadata`` and passes only when the actor runtime reports
 ``placement: connected``, the actor host is ready and every expected actor type is registered.
 Placement disseminates its table a moment after a sidecar connects, so it retries for a while.

@@ -1,6 +1,7 @@
 """End-to-end smoke test inside the cluster, through Dapr service invocation.
 
-minikube-up.sh pipes this file into the course-agent container (stdlib only):
+The deploy steps (lib/deploy-steps.sh) pipe this file into the course-agent container
+(stdlib only):
 ``kubectl exec -i POD -c course-agent -- python - < smoke_test.py``.
 It asks Course Agent for a lesson for a brand-new learner (replay mode answers it from a
 recording), then waits until User Progress has consumed the lesson-generated event and counts
