@@ -1,236 +1,144 @@
 #!/usr/bin/env bash
-# One command from nothing to a verified LearnFlow phase 3 on Minikube: starts a Minikube
-# profile, installs the Dapr control plane (pinned, Helm), builds both service images inside
-# Minikube, deploys the minikube overlay (PostgreSQL, Kafka, Dapr resources, both services),
-# then proves each sidecar is registered with Dapr placement and runs an end-to-end smoke test.
-# Prints a pass/fail summary; exits non-zero on the first failure. Safe to run again.
+# One command from nothing to a verified LearnFlow phase 3 on Minikube: checks minikube,
+# kubectl and helm, starts a Minikube profile, then runs the deploy steps shared with the
+# sandbox cluster (lib/deploy-steps.sh): Dapr control plane (pinned, Helm), both service images
+# built inside Minikube and tagged by content, the minikube overlay (PostgreSQL, Kafka, Dapr
+# resources, both services), placement registration checked from both sides and an end-to-end
+# smoke test. Prints a pass/fail summary; exits non-zero on the first failure. Safe to run again.
 #
 # Settings (environment): LEARNFLOW_MINIKUBE_PROFILE (learnflow), LEARNFLOW_MINIKUBE_MEMORY
 # (6g), LEARNFLOW_MINIKUBE_CPUS (2), LEARNFLOW_KUBERNETES_VERSION (v1.34.0),
 # COURSE_AGENT_LLM_API_KEY (optional; only the openai provider uses it).
 set -euo pipefail
 
-DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PHASE_DIR="$(dirname "$DEPLOY_DIR")"
-REPO_ROOT="$(dirname "$PHASE_DIR")"
-# shellcheck source=../versions.env
-source "$PHASE_DIR/versions.env"  # DAPR_VERSION, UV_VERSION
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HERE/../.." && pwd)"
 
 PROFILE="${LEARNFLOW_MINIKUBE_PROFILE:-learnflow}"
 MEMORY="${LEARNFLOW_MINIKUBE_MEMORY:-6g}"
 CPUS="${LEARNFLOW_MINIKUBE_CPUS:-2}"
-KUBERNETES_VERSION="${LEARNFLOW_KUBERNETES_VERSION:-v1.34.0}"
-NAMESPACE=phase-3-backend-services
+# Not KUBERNETES_VERSION: versions.env (sourced by the library) pins the sandbox's under it.
+MINIKUBE_KUBERNETES_VERSION="${LEARNFLOW_KUBERNETES_VERSION:-v1.34.0}"
+# Oldest tools this script is known to need: minikube 1.37 is the first to support
+# Kubernetes 1.34; kubectl within one minor version of the cluster (Kubernetes' skew policy);
+# Helm 3 (>= 3.13 for `helm uninstall --ignore-not-found` in minikube-down.sh).
+MINIKUBE_MIN=1.37.0
+HELM_MIN=3.13.0
+SERVICES=(course-agent user-progress)
+
+# shellcheck source=SCRIPTDIR/lib/deploy-steps.sh
+source "$HERE/lib/deploy-steps.sh"
+DEPLOY_TITLE="LearnFlow on Minikube (profile $PROFILE)"
+trap 'deploy_steps_cleanup; print_summary' EXIT
+
+KUBECTL=(kubectl --context "$PROFILE")
+HELM=(helm --kube-context "$PROFILE")
+DAPR_CHART=(dapr/dapr --version "$DAPR_VERSION")
 OVERLAY="$DEPLOY_DIR/overlays/minikube"
-# The database the postgres StatefulSet creates (POSTGRES_DB) and the user the script creates.
-PG_DATABASE=learnflow
-PG_USER=learnflow
-APP_SELECTOR=app.kubernetes.io/component=app
+DAPR_HELM_EXTRA=()
+IMAGE_OVERRIDES=()
 
-SUMMARY=()
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"; print_summary' EXIT
-
-print_summary() {
-  local line
-  printf '\n==== LearnFlow on Minikube (profile %s) ====\n' "$PROFILE"
-  for line in "${SUMMARY[@]}"; do printf '%s\n' "$line"; done
-}
 log() { printf '[minikube-up] %s\n' "$*" >&2; }
-# step NAME COMMAND...: runs one step, records PASS/FAIL and stops at the first failure.
-# The step runs in a subshell with errexit on: inside `if` or `||` bash would ignore -e for
-# the whole function, and a failing command in the middle of a step would go unnoticed.
-step() {
-  local name="$1" status
-  shift
-  log "$name ..."
-  set +e
-  (set -e; "$@")
-  status=$?
-  set -e
-  if ((status == 0)); then
-    SUMMARY+=("PASS  $name")
-  else
-    SUMMARY+=("FAIL  $name (exit $status)")
-    exit 1
-  fi
+
+# version_at_least HAVE MIN: true when dotted version HAVE >= MIN.
+version_at_least() {
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -t. -k1,1n -k2,2n -k3,3n | head -n 1)" == "$2" ]]
 }
-kc() { kubectl --context "$PROFILE" --namespace "$NAMESPACE" "$@"; }
+# The x.y.z in a version string such as "v1.34.1" or "minikube version: v1.37.0".
+semver() { grep -Eo '[0-9]+\.[0-9]+(\.[0-9]+)?' <<<"$1" | head -n 1; }
 
 preflight() {
-  local tool missing=()
-  for tool in minikube kubectl helm; do
+  local tool missing=() problems=() minikube_version kubectl_version helm_version kube_minor kubectl_minor
+  if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+    problems+=("bash $BASH_VERSION is older than 4.4 (macOS ships 3.2: install a newer one, e.g. brew install bash)")
+  fi
+  for tool in minikube kubectl helm docker git; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if ((${#missing[@]})); then
     log "missing on PATH: ${missing[*]}. Install them first:"
-    log "  minikube https://minikube.sigs.k8s.io/docs/start/ , kubectl https://kubernetes.io/docs/tasks/tools/ , helm https://helm.sh/docs/intro/install/"
+    log "  minikube https://minikube.sigs.k8s.io/docs/start/ , kubectl https://kubernetes.io/docs/tasks/tools/ ,"
+    log "  helm https://helm.sh/docs/intro/install/ , docker (the CLI only: images are built by Minikube's"
+    log "  Docker daemon) https://docs.docker.com/engine/install/binaries/ , git"
     return 1
   fi
+  minikube_version="$(semver "$(minikube version --short 2>/dev/null || true)")"
+  kubectl_version="$(semver "$(kubectl version --client 2>/dev/null | head -n 1 || true)")"
+  helm_version="$(semver "$(helm version --template '{{.Version}}' 2>/dev/null || true)")"
+  if [[ -z "$minikube_version" ]] || ! version_at_least "$minikube_version" "$MINIKUBE_MIN"; then
+    problems+=("minikube ${minikube_version:-of unknown version} is older than $MINIKUBE_MIN (the first with Kubernetes 1.34)")
+  fi
+  kube_minor="$(semver "$MINIKUBE_KUBERNETES_VERSION" | cut -d. -f2)"
+  kubectl_minor="$(cut -d. -f2 <<<"${kubectl_version:-0.0}")"
+  if [[ -z "$kubectl_version" ]] || ((kubectl_minor < kube_minor - 1 || kubectl_minor > kube_minor + 1)); then
+    problems+=("kubectl ${kubectl_version:-of unknown version} is not within one minor version of Kubernetes $MINIKUBE_KUBERNETES_VERSION")
+  fi
+  if [[ -z "$helm_version" || "${helm_version%%.*}" != 3 ]] || ! version_at_least "$helm_version" "$HELM_MIN"; then
+    problems+=("helm ${helm_version:-of unknown version} is not Helm 3 at or above $HELM_MIN")
+  fi
+  if ((${#problems[@]})); then
+    for tool in "${problems[@]}"; do log "$tool"; done
+    return 1
+  fi
+  log "bash $BASH_VERSION, minikube $minikube_version, kubectl $kubectl_version, helm $helm_version"
 }
 
+# The docker container runtime: the images are built with Minikube's own Docker daemon.
 start_minikube() {
   if minikube status --profile "$PROFILE" >/dev/null 2>&1; then
     log "profile $PROFILE is already running"
   else
     minikube start --profile "$PROFILE" --memory "$MEMORY" --cpus "$CPUS" \
-      --kubernetes-version "$KUBERNETES_VERSION"
+      --kubernetes-version "$MINIKUBE_KUBERNETES_VERSION" --container-runtime docker
   fi
-  kubectl --context "$PROFILE" get nodes >/dev/null
+  "${KUBECTL[@]}" get nodes >/dev/null
 }
 
-install_dapr() {
+add_dapr_chart_repository() {
   helm repo add dapr https://dapr.github.io/helm-charts/ --force-update >/dev/null
   helm repo update dapr >/dev/null
-  # inMemoryStorage: one node, no durable scheduler volumes needed. sidecarDropALLCapabilities
-  # lets sidecars meet the namespace's restricted Pod Security Standard. metadataEnabled
-  # exposes the placement table (see README: "See placement registration yourself").
-  helm upgrade --install dapr dapr/dapr --version "$DAPR_VERSION" \
-    --kube-context "$PROFILE" --namespace dapr-system --create-namespace \
-    --set dapr_scheduler.cluster.inMemoryStorage=true \
-    --set dapr_sidecar_injector.sidecarDropALLCapabilities=true \
-    --set dapr_placement.metadataEnabled=true \
-    --wait --timeout 10m
 }
 
-render_overlay() {
-  kubectl kustomize "$OVERLAY" >"$WORK/learnflow.yaml"
+# The content tag of each service image (container/image-tag.sh): the same content gives the
+# same tag, so an unchanged service is a cache hit, and a changed one gets a new tag that rolls
+# its Deployment out. Written to a file: a step runs in a subshell.
+compute_image_tags() {
+  local service tag
+  : >"$DEPLOY_WORK/image-overrides.txt"
+  for service in "${SERVICES[@]}"; do
+    tag="$(bash "$DEPLOY_DIR/container/image-tag.sh" "$service")"
+    echo "learnflow/$service=learnflow/$service:$tag" >>"$DEPLOY_WORK/image-overrides.txt"
+  done
 }
 
-# Each service image the overlay names (learnflow/<service>:<tag>) is built from
-# phase-3-backend-services/<service>/Dockerfile with the repository root as context.
-build_images() {
-  local images image service
-  images="$(awk '$1 == "image:" && $2 ~ /^learnflow\// {print $2}' "$WORK/learnflow.yaml" | sort -u)"
-  [[ -n "$images" ]] || { log "the overlay names no learnflow/ image"; return 1; }
-  for image in $images; do
-    service="${image#learnflow/}"
-    service="${service%%:*}"
+# Both service images, built by Minikube's Docker daemon (`minikube image build` exits 0 when
+# the build fails, kubernetes/minikube#16576), then looked up in `minikube image ls`.
+load_images() {
+  local override image service listed docker_env
+  docker_env="$(minikube --profile "$PROFILE" docker-env --shell bash)"
+  eval "$docker_env"
+  for override in "${IMAGE_OVERRIDES[@]}"; do
+    image="${override#*=}"
+    service="${override%%=*}"
+    service="${service#learnflow/}"
     log "building $image inside Minikube"
-    (cd "$REPO_ROOT" && minikube --profile "$PROFILE" image build --tag "$image" \
+    (cd "$REPO_ROOT" && docker build --tag "$image" \
       --file "phase-3-backend-services/$service/Dockerfile" \
-      --build-opt "build-arg=UV_VERSION=$UV_VERSION" .)
+      --build-arg "UV_VERSION=$UV_VERSION" .)
   done
-}
-
-random_password() {
-  head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | cut -c1-32
-}
-
-# Secrets never live in the manifests: generated here once, kept across reruns (PostgreSQL
-# keeps the password it was initialised with).
-create_secrets() {
-  local dir="$WORK/secrets" password
-  mkdir -m 700 "$dir"
-  if ! kc get secret postgres-credentials >/dev/null 2>&1; then
-    if kc get secret learnflow-secrets >/dev/null 2>&1; then
-      log "learnflow-secrets exists without postgres-credentials; run minikube-down.sh first"
+  listed="$(minikube --profile "$PROFILE" image ls)"
+  for override in "${IMAGE_OVERRIDES[@]}"; do
+    image="${override#*=}"
+    if ! grep -Fxq -e "$image" -e "docker.io/$image" <<<"$listed"; then
+      log "$image is not among Minikube's images after the build"
       return 1
     fi
-    password="$(random_password)"
-    printf '%s' "$PG_USER" >"$dir/POSTGRES_USER"
-    printf '%s' "$password" >"$dir/POSTGRES_PASSWORD"
-    printf 'host=postgres.%s.svc.cluster.local port=5432 user=%s password=%s dbname=%s sslmode=disable' \
-      "$NAMESPACE" "$PG_USER" "$password" "$PG_DATABASE" >"$dir/LEARNFLOW_PG_CONNECTION"
-    kc create secret generic postgres-credentials \
-      --from-file=POSTGRES_USER="$dir/POSTGRES_USER" \
-      --from-file=POSTGRES_PASSWORD="$dir/POSTGRES_PASSWORD" >/dev/null
-    kc create secret generic learnflow-secrets \
-      --from-file=LEARNFLOW_PG_CONNECTION="$dir/LEARNFLOW_PG_CONNECTION" >/dev/null
-  fi
-  if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
-    printf '%s' "$COURSE_AGENT_LLM_API_KEY" >"$dir/COURSE_AGENT_LLM_API_KEY"
-    kc create secret generic course-agent-llm \
-      --from-file=COURSE_AGENT_LLM_API_KEY="$dir/COURSE_AGENT_LLM_API_KEY" \
-      --dry-run=client --output yaml | kc apply --filename - >/dev/null
-  elif ! kc get secret course-agent-llm >/dev/null 2>&1; then
-    kc create secret generic course-agent-llm >/dev/null
-  fi
-  rm -rf "$dir"
-}
-
-# Infrastructure and Dapr resources first, so sidecars find their components and Kafka when
-# they start. The topics Job is recreated each run: a Job's pod template is immutable.
-deploy_infrastructure() {
-  kc delete job kafka-topics --ignore-not-found >/dev/null
-  kubectl --context "$PROFILE" apply --filename "$WORK/learnflow.yaml" \
-    --selector "app.kubernetes.io/component notin (app)" >/dev/null
-  create_secrets
-  kc rollout status statefulset/postgres --timeout 5m
-  kc rollout status statefulset/kafka --timeout 5m
-  kc wait --for condition=complete job/kafka-topics --timeout 5m
-}
-
-# The service Deployments, by name (errexit does not see a failure inside `for x in $(...)`).
-service_deployments() {
-  local names
-  names="$(kc get deployment --selector "$APP_SELECTOR" --output jsonpath='{.items[*].metadata.name}')"
-  [[ -n "$names" ]] || { log "no Deployment labelled $APP_SELECTOR in $NAMESPACE"; return 1; }
-  echo "$names"
-}
-
-# The running pod of a service (the newest: pods of the previous rollout may still be stopping).
-service_pod() {
-  local pod
-  pod="$(kc get pod --selector "app.kubernetes.io/name=$1" --field-selector status.phase=Running \
-    --sort-by .metadata.creationTimestamp --output jsonpath='{.items[-1:].metadata.name}')"
-  [[ -n "$pod" ]] || { log "no running pod of $1"; return 1; }
-  echo "$pod"
-}
-
-deploy_services() {
-  local apps app
-  kubectl --context "$PROFILE" apply --filename "$WORK/learnflow.yaml" >/dev/null
-  apps="$(service_deployments)"
-  # Same tag, fresh build: restart so the pods run the images just built.
-  for app in $apps; do
-    kc rollout restart "deployment/$app" >/dev/null
-  done
-  for app in $apps; do
-    kc rollout status "deployment/$app" --timeout 5m
   done
 }
 
-check_sidecars() {
-  local apps app pod containers
-  apps="$(service_deployments)"
-  for app in $apps; do
-    pod="$(service_pod "$app")"
-    containers="$(kc get pod "$pod" --output jsonpath='{.spec.containers[*].name}')"
-    if [[ " $containers " != *" daprd "* ]]; then
-      log "pod $pod of $app has no daprd container (has: $containers)"
-      return 1
-    fi
-    log "pod $pod of $app runs: $containers"
-  done
-}
-
-# Each sidecar's /v1.0/metadata must show placement: connected and the actor types the
-# Deployment declares (annotation learnflow.dev/actor-types).
-check_placement() {
-  local apps app pod actor_types
-  apps="$(service_deployments)"
-  for app in $apps; do
-    actor_types="$(kc get deployment "$app" --output jsonpath='{.metadata.annotations.learnflow\.dev/actor-types}')"
-    pod="$(service_pod "$app")"
-    kc exec -i "$pod" --container "$app" -- python - "$actor_types" \
-      <"$DEPLOY_DIR/scripts/placement_check.py"
-  done
-}
-
-smoke_test() {
-  local pod
-  pod="$(service_pod course-agent)"
-  kc exec -i "$pod" --container course-agent -- python - <"$DEPLOY_DIR/scripts/smoke_test.py"
-}
-
-step "preflight: minikube, kubectl and helm on PATH" preflight
-step "minikube profile $PROFILE running (memory $MEMORY, cpus $CPUS)" start_minikube
-step "Dapr $DAPR_VERSION control plane installed (Helm, dapr-system)" install_dapr
-step "minikube overlay rendered" render_overlay
-step "service images built inside Minikube" build_images
-step "PostgreSQL, Kafka, topics and Dapr resources deployed" deploy_infrastructure
-step "course-agent and user-progress rolled out" deploy_services
-step "every service pod runs a daprd sidecar" check_sidecars
-step "every sidecar registered its actor types with placement" check_placement
-step "smoke test: lesson generated (replay) and counted in the learner's status" smoke_test
+step "preflight: bash, minikube, kubectl, helm, docker, git present and recent enough" preflight
+step "service image tags computed from their content" compute_image_tags
+mapfile -t IMAGE_OVERRIDES <"$DEPLOY_WORK/image-overrides.txt"
+step "minikube profile $PROFILE running (memory $MEMORY, cpus $CPUS, Kubernetes $MINIKUBE_KUBERNETES_VERSION)" start_minikube
+step "Dapr Helm chart repository added" add_dapr_chart_repository
+run_deploy_steps

@@ -11,7 +11,9 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -175,7 +177,7 @@ def dockerfiles() -> dict[str, list[list[Instruction]]]:
 
 
 def _script_module(name: str) -> ModuleType:
-    """One of the stdlib-only scripts minikube-up.sh runs inside the service containers."""
+    """One of the stdlib-only scripts the deploy steps run inside the service containers."""
     spec = importlib.util.spec_from_file_location(name, DEPLOY_DIR / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
@@ -192,3 +194,42 @@ def smoke_test_module() -> ModuleType:
 @pytest.fixture(scope="session")
 def placement_check_module() -> ModuleType:
     return _script_module("placement_check")
+
+
+# An answer: (status, JSON body) for a request (method, path with query, JSON body or None).
+Responder = Callable[[str, str, Any], tuple[int, Any]]
+
+
+@pytest.fixture
+def sidecar_api() -> Iterator[Callable[[Responder], int]]:
+    """Starts a loopback HTTP server answering with the given responder; yields its port."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(responder: Responder) -> int:
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                status, reply = responder(self.command, self.path, body)
+                payload = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args: Any) -> None:
+                """Quiet."""
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        port: int = server.server_address[1]
+        return port
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

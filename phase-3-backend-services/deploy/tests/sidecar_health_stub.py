@@ -4,7 +4,7 @@ The Dapr Python SDK blocks app startup until ``/v1.0/healthz/outbound`` of its s
 2xx. The container checks prove the image (or the venv built like it) starts the real app
 with the Dockerfile's CMD and serves /healthz; they need that one answer, not a sidecar.
 Every other path answers 404, so /readyz truthfully reports the state store unreachable.
-The real sidecar is proven on Minikube by minikube-up.sh.
+The real sidecar is proven on a cluster by the deploy steps (lib/deploy-steps.sh).
 Usage: python sidecar_health_stub.py PORT
 """
 

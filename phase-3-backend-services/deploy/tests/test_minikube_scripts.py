@@ -1,5 +1,6 @@
-"""minikube-up.sh / minikube-down.sh fail clearly without their tools, and the checks they run
-inside the cluster (placement registration, smoke test) pass and fail when they should.
+"""minikube-up.sh / minikube-down.sh fail clearly without their tools or with versions too old,
+the content tag of the images follows their content, and the checks the deploy steps run
+(placement registration from both sides, smoke test) pass and fail when they should.
 The in-cluster checks are exercised against a scripted stand-in for the sidecar's HTTP API."""
 
 from __future__ import annotations
@@ -9,10 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,10 @@ DEPLOY_DIR = Path(__file__).resolve().parents[1]
 Responder = Callable[[str, str, Any], tuple[int, Any]]
 
 
-@pytest.mark.parametrize("script", ["minikube-up.sh", "minikube-down.sh"])
+@pytest.mark.parametrize(
+    "script",
+    ["minikube-up.sh", "minikube-down.sh", "lib/deploy-steps.sh", "container/image-tag.sh"],
+)
 def test_scripts_are_valid_bash(script: str) -> None:
     subprocess.run(["bash", "-n", DEPLOY_DIR / script], check=True)
 
@@ -52,7 +54,81 @@ def test_minikube_up_stops_at_preflight_naming_the_missing_tools(
         timeout=30,
     )
     assert result.returncode == 1
-    assert "missing on PATH: minikube kubectl helm" in result.stderr
+    assert "missing on PATH: minikube kubectl helm docker git" in result.stderr
+    assert "FAIL  preflight" in result.stdout
+    assert "PASS" not in result.stdout
+    assert result.stdout.count("==== LearnFlow on Minikube") == 1
+
+
+GOOD_VERSIONS = {"minikube": "v1.37.0", "kubectl": "v1.33.2", "helm": "v3.19.0"}
+
+
+def fake_tools(bin_dir: Path, versions: dict[str, str]) -> None:
+    """minikube, kubectl and helm that only tell their versions, as the real ones print them;
+    docker that does nothing; git that fails (so the run stops right after preflight)."""
+    answers = {
+        "minikube": f'[[ "$*" == "version --short" ]] && echo {versions["minikube"]}',
+        "kubectl": f'echo "Client Version: {versions["kubectl"]}"; echo "Kustomize Version: v5"',
+        "helm": f"echo {versions['helm']}",
+        "docker": "true",
+        "git": "echo 'fatal: not a git repository' >&2; exit 128",
+    }
+    for tool, answer in answers.items():
+        (bin_dir / tool).write_text(f"#!/bin/bash\n{answer}\n")
+        (bin_dir / tool).chmod(0o755)
+    for tool in ("grep", "head", "cut", "sort", "cat", "sed"):
+        found = shutil.which(tool)
+        assert found, tool
+        if not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(found)
+
+
+def run_minikube_up(path: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", DEPLOY_DIR / "minikube-up.sh"],
+        capture_output=True,
+        text=True,
+        env={"PATH": path, "HOME": os.environ.get("HOME", "/tmp")},
+        check=False,
+        timeout=30,
+    )
+
+
+def test_minikube_up_preflight_accepts_supported_versions(path_without_cluster_tools: str) -> None:
+    fake_tools(Path(path_without_cluster_tools), GOOD_VERSIONS)
+    result = run_minikube_up(path_without_cluster_tools)
+    assert "PASS  preflight" in result.stdout, result.stderr
+    assert "minikube 1.37.0, kubectl 1.33.2, helm 3.19.0" in result.stderr
+    # Stopped at the next step by the fake git, before anything touched a cluster.
+    assert "FAIL  service image tags" in result.stdout
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("tool", "version", "problem"),
+    [
+        ("minikube", "v1.36.0", "minikube 1.36.0 is older than 1.37.0"),
+        (
+            "kubectl",
+            "v1.32.4",
+            "kubectl 1.32.4 is not within one minor version of Kubernetes v1.34.0",
+        ),
+        (
+            "kubectl",
+            "v1.36.0",
+            "kubectl 1.36.0 is not within one minor version of Kubernetes v1.34.0",
+        ),
+        ("helm", "v3.12.3", "helm 3.12.3 is not Helm 3 at or above 3.13.0"),
+        ("helm", "v4.0.1", "helm 4.0.1 is not Helm 3 at or above 3.13.0"),
+    ],
+)
+def test_minikube_up_preflight_names_a_version_it_cannot_use(
+    tool: str, version: str, problem: str, path_without_cluster_tools: str
+) -> None:
+    fake_tools(Path(path_without_cluster_tools), {**GOOD_VERSIONS, tool: version})
+    result = run_minikube_up(path_without_cluster_tools)
+    assert result.returncode == 1
+    assert problem in result.stderr
     assert "FAIL  preflight" in result.stdout
     assert "PASS" not in result.stdout
 
@@ -68,41 +144,6 @@ def test_minikube_down_refuses_without_its_tools(path_without_cluster_tools: str
     )
     assert result.returncode == 1
     assert "minikube is not on PATH" in result.stderr
-
-
-@pytest.fixture
-def sidecar_api() -> Iterator[Callable[[Responder], int]]:
-    """Starts a loopback HTTP server answering with the given responder; yields its port."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def serve(responder: Responder) -> int:
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                status, reply = responder(self.command, self.path, body)
-                payload = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = answer
-
-            def log_message(self, *args: Any) -> None:
-                """Quiet."""
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        port: int = server.server_address[1]
-        return port
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def run_script(name: str, port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -234,3 +275,196 @@ def test_smoke_test_fails_when_generation_is_refused(
     result = run_script("smoke_test.py", sidecar_api(lambda *_: (503, {"error": "no recording"})))
     assert result.returncode == 1
     assert "POST /generate-lesson answered 503" in result.stderr
+
+
+# --- placement's own table ------------------------------------------------------------------
+
+NAMESPACE = "phase-3-backend-services"
+EXPECTED = ["course-agent=LessonGenerationActor", "user-progress=LearnerProgressActor"]
+
+
+def placement_table(hosts: list[dict[str, Any]], namespace: str = NAMESPACE) -> dict[str, Any]:
+    """Placement's /placement/state as Dapr 1.18 serves it."""
+    return {"tables": {namespace: {"version": 4, "hosts": hosts}}}
+
+
+def host(app_id: str, *entities: str) -> dict[str, Any]:
+    return {
+        "name": f"10.244.0.{len(app_id)}:50002",
+        "id": app_id,
+        "entities": list(entities),
+        "namespace": NAMESPACE,
+        "pod": f"{app_id}-7d9f-abcde",
+        "api_level": 20,
+    }
+
+
+def check_table(table: Any, *expected: str) -> subprocess.CompletedProcess[str]:
+    """Runs the table check the way the deploy steps do: `python -c SCRIPT`, JSON on stdin."""
+    script = (DEPLOY_DIR / "scripts" / "placement_table_check.py").read_text()
+    return subprocess.run(
+        [sys.executable, "-c", script, NAMESPACE, *(expected or EXPECTED)],
+        input=table if isinstance(table, str) else json.dumps(table),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def test_placement_table_check_passes_when_both_apps_are_listed() -> None:
+    table = placement_table(
+        [
+            host("course-agent", "LessonGenerationActor"),
+            host("user-progress", "LearnerProgressActor"),
+        ]
+    )
+    result = check_table(table)
+    assert result.returncode == 0, result.stderr
+    assert "course-agent 10.244.0.12:50002 pod course-agent-7d9f-abcde: LessonGenerationActor" in (
+        result.stdout
+    )
+    assert "user-progress" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            placement_table([host("course-agent", "LessonGenerationActor")]),
+            "user-progress is not in placement's table for phase-3-backend-services "
+            "(has ['course-agent'])",
+        ),
+        (
+            placement_table(
+                [
+                    host("course-agent", "SomethingElse"),
+                    host("user-progress", "LearnerProgressActor"),
+                ]
+            ),
+            "course-agent is listed without actor types ['LessonGenerationActor']",
+        ),
+        (
+            placement_table(
+                [
+                    host("course-agent", "LessonGenerationActor"),
+                    host("user-progress", "LearnerProgressActor"),
+                ],
+                namespace="default",
+            ),
+            "course-agent is not in placement's table for phase-3-backend-services (has no app)",
+        ),
+        ({"tables": {}}, "has no app"),
+        ("Internal Server Error", "placement's table is not JSON"),
+        ('["not", "an", "object"]', "placement's table is not a JSON object"),
+    ],
+    ids=["app-missing", "actor-type-missing", "other-namespace", "empty", "not-json", "not-object"],
+)
+def test_placement_table_check_fails_with_the_reason(table: Any, problem: str) -> None:
+    result = check_table(table)
+    assert result.returncode == 1
+    assert problem in result.stderr
+
+
+def test_placement_table_check_refuses_bad_arguments() -> None:
+    result = check_table(placement_table([]), "course-agent")
+    assert result.returncode == 2
+    assert "expected APP=TYPE[,TYPE...], got 'course-agent'" in result.stderr
+
+
+# --- content tags of the service images -------------------------------------------------------
+
+
+@pytest.fixture
+def tag_repo(tmp_path: Path) -> Path:
+    """A git work tree laid out like this repository, with image-tag.sh and one service whose
+    Dockerfile copies a few files and a directory from the build context."""
+    phase = tmp_path / "phase-3-backend-services"
+    (phase / "deploy" / "container").mkdir(parents=True)
+    shutil.copy(DEPLOY_DIR / "container" / "image-tag.sh", phase / "deploy" / "container")
+    (phase / "versions.env").write_text("UV_VERSION=0.13.8\n")
+    (phase / "svc" / "src").mkdir(parents=True)
+    (phase / "svc" / "tests").mkdir()
+    (phase / "svc" / "Dockerfile").write_text(
+        "FROM base AS builder\n"
+        "COPY pyproject.toml uv.lock ./\n"
+        "COPY phase-3-backend-services/svc \\\n    phase-3-backend-services/svc\n"
+        "FROM base\n"
+        "COPY --from=builder /opt/venv /opt/venv\n"
+        "COPY --chown=1:1 phase-3-backend-services/prompts /app/prompts\n"
+    )
+    (phase / "svc" / "src" / "app.py").write_text("print('v1')\n")
+    (phase / "svc" / "tests" / "test_app.py").write_text("def test(): pass\n")
+    (phase / "prompts").mkdir()
+    (phase / "prompts" / "lesson.txt").write_text("Teach {topic}.\n")
+    (phase / "other").mkdir()
+    (phase / "other" / "notes.md").write_text("not copied\n")
+    for name in ("pyproject.toml", "uv.lock", ".dockerignore"):
+        (tmp_path / name).write_text(f"{name}\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "layout"], check=True)
+    return tmp_path
+
+
+def image_tag(repo: Path, service: str = "svc") -> str:
+    result = subprocess.run(
+        [
+            "bash",
+            repo / "phase-3-backend-services" / "deploy" / "container" / "image-tag.sh",
+            service,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_image_tag_is_twelve_hex_digits_and_stable(tag_repo: Path) -> None:
+    tag = image_tag(tag_repo)
+    assert len(tag) == 12
+    assert int(tag, 16) >= 0
+    assert image_tag(tag_repo) == tag
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "phase-3-backend-services/svc/src/app.py",  # the service, uncommitted
+        "phase-3-backend-services/prompts/lesson.txt",  # copied by the runtime stage
+        "phase-3-backend-services/svc/Dockerfile",
+        "uv.lock",
+        ".dockerignore",
+        "phase-3-backend-services/svc/src/new_module.py",  # untracked, not ignored
+    ],
+)
+def test_image_tag_changes_with_what_the_image_is_built_from(tag_repo: Path, edit: str) -> None:
+    before = image_tag(tag_repo)
+    with (tag_repo / edit).open("a") as file:
+        file.write("# changed\n")
+    assert image_tag(tag_repo) != before
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "phase-3-backend-services/other/notes.md",  # not copied
+        "phase-3-backend-services/svc/tests/test_app.py",  # kept out by .dockerignore
+    ],
+)
+def test_image_tag_ignores_what_the_image_does_not_contain(tag_repo: Path, edit: str) -> None:
+    before = image_tag(tag_repo)
+    with (tag_repo / edit).open("a") as file:
+        file.write("# changed\n")
+    assert image_tag(tag_repo) == before
+
+
+def test_image_tags_of_the_real_services_differ() -> None:
+    tags = {
+        image_tag(DEPLOY_DIR.parents[1], service) for service in ("course-agent", "user-progress")
+    }
+    assert len(tags) == 2
