@@ -1,5 +1,5 @@
 """No manifest, Dapr component or Dockerfile holds a literal secret: secrets are only ever
-referenced (secretKeyRef, Secret volumes), and minikube-up.sh creates them at deploy time."""
+referenced (secretKeyRef, Secret volumes), and the deploy steps create them at deploy time."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ SECRET_VALUE = re.compile(
 def is_path(value: str) -> bool:
     """A filesystem path names where a secret or cache lives; it is not one."""
     return value.startswith("/")
+
+
+def is_flag(value: str) -> bool:
+    """A boolean switches a secret feature on or off (dapr.io/disable-builtin-k8s-secret-store);
+    it is not one."""
+    return value.lower() in {"true", "false"}
 
 
 def strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -81,7 +87,7 @@ def literal_secrets(doc: Any, source: str) -> list[str]:
     if isinstance(doc, dict) and doc.get("secretGenerator"):
         found.append(f"{source}: a kustomize secretGenerator writes secrets into the tree")
     for where, name, value in named_values(doc, source):
-        if SECRET_NAME.search(name) and value and not is_path(value):
+        if SECRET_NAME.search(name) and value and not is_path(value) and not is_flag(value):
             found.append(f"{where}: {name} is set to a literal value")
     for where, value in strings(doc, source):
         if SECRET_VALUE.search(value):
@@ -188,6 +194,7 @@ def test_detector_accepts_references_paths_and_placeholders() -> None:
         ],
         "volumes": [{"name": "credentials", "secret": {"secretName": "postgres-credentials"}}],
         "auth": {"secretStore": "kubernetes"},
+        "annotations": {"dapr.io/disable-builtin-k8s-secret-store": "true"},
         "literals": ["COURSE_AGENT_LLM_PROVIDER=replay", "KAFKA_PROCESS_ROLES=broker"],
     }
     assert literal_secrets(referenced, "references") == []
