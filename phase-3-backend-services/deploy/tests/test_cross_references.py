@@ -1,7 +1,8 @@
-"""Everything the manifests, the Dapr resources, the Dockerfiles, minikube-up.sh and the code
-name must exist and agree: selectors and ports, app ids, components, topics, secrets,
-settings and actor types. Names come from learnflow_contracts.names and components/*.yaml,
-so drift on either side fails here."""
+"""Everything the manifests, the Dapr resources, the Dockerfiles, the deploy steps
+(lib/deploy-steps.sh) and the code name must exist and agree: selectors and ports, app ids,
+components, topics, secrets, database roles, network policies, settings and actor types.
+Names come from learnflow_contracts.names and components/*.yaml, so drift on either side
+fails here."""
 
 from __future__ import annotations
 
@@ -63,21 +64,21 @@ def metadata_items(component: Manifest) -> dict[str, Any]:
     return {item["name"]: item for item in component["spec"]["metadata"]}
 
 
-def minikube_up() -> str:
-    return (DEPLOY_DIR / "minikube-up.sh").read_text()
+def deploy_steps() -> str:
+    return (DEPLOY_DIR / "lib" / "deploy-steps.sh").read_text()
 
 
 def script_assignment(name: str) -> str:
-    found = re.search(rf"^{name}=(\S+)$", minikube_up(), re.MULTILINE)
-    assert found, f"minikube-up.sh does not set {name}"
+    found = re.search(rf"^{name}=(\S+)$", deploy_steps(), re.MULTILINE)
+    assert found, f"lib/deploy-steps.sh does not set {name}"
     return found.group(1)
 
 
-def secrets_created_by_minikube_up() -> dict[str, set[str]]:
-    """Secret name -> keys, from the `kubectl create secret generic` calls in minikube-up.sh."""
+def secrets_created_by_the_deploy_steps() -> dict[str, set[str]]:
+    """Secret name -> keys, from the `kc create secret generic` calls of the deploy steps."""
     created: dict[str, set[str]] = {}
     for call in re.finditer(
-        r"create secret generic (\S+)((?:\s*\\\n\s*--from-file=\S+)*)", minikube_up()
+        r"create secret generic (\S+)((?:\s*\\\n\s*--from-file=\S+)*)", deploy_steps()
     ):
         created[call.group(1)] = set(re.findall(r"--from-file=(\w+)=", call.group(2)))
     return created
@@ -150,14 +151,15 @@ def test_services_listen_where_dapr_the_service_and_the_image_expect(
 def test_service_images_are_built_from_the_service_dockerfiles(
     rendered_overlay: list[Manifest],
 ) -> None:
-    # minikube-up.sh builds learnflow/<service>:<tag> from <service>/Dockerfile.
+    # The deploy builds learnflow/<service>:<content tag> from <service>/Dockerfile; the
+    # overlay's tag is a placeholder the deploy replaces (IMAGE_OVERRIDES).
     for deployment in service_deployments(rendered_overlay):
         (container,) = pod_spec(deployment)["containers"]
         repository, _, tag = container["image"].partition(":")
         assert repository == f"learnflow/{deployment['metadata']['name']}"
-        assert tag
+        assert tag == "content-tag"
         assert (PHASE_DIR / deployment["metadata"]["name"] / "Dockerfile").is_file()
-        assert container["imagePullPolicy"] == "Never", "images exist only inside Minikube"
+        assert container["imagePullPolicy"] == "Never", "images exist only inside the cluster"
 
 
 def test_pods_are_non_root_read_only_and_cannot_escalate(
@@ -183,7 +185,7 @@ def test_app_ids_are_unique_and_those_of_the_contracts(rendered_overlay: list[Ma
     app_ids = [dapr_annotation(d, "app-id") for d in deployments]
     assert sorted(app_ids) == sorted(APP_IDS)
     for deployment in deployments:
-        # minikube-up.sh finds a service's pod and container by its Deployment name.
+        # The deploy steps find a service's pod and container by its Deployment name.
         app = deployment["metadata"]["name"]
         (container,) = pod_spec(deployment)["containers"]
         assert dapr_annotation(deployment, "app-id") == app == container["name"]
@@ -215,6 +217,24 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
             if isinstance(value, type) and issubclass(value, Actor) and value is not Actor
         }
         assert set(declared) == registered, app
+
+
+def test_sidecars_run_without_the_builtin_kubernetes_secret_store(
+    rendered_overlay: list[Manifest], cluster_dapr_resources: list[Manifest]
+) -> None:
+    # No ServiceAccount token in the pods: daprd 1.18's built-in "kubernetes" secret store
+    # could not start and daprd would exit (dapr/dapr#7682), so it is disabled...
+    for deployment in service_deployments(rendered_overlay):
+        spec = pod_spec(deployment)
+        account = named(rendered_overlay, "ServiceAccount", spec["serviceAccountName"])
+        assert spec["automountServiceAccountToken"] is False
+        assert account["automountServiceAccountToken"] is False
+        assert dapr_annotation(deployment, "disable-builtin-k8s-secret-store") == "true"
+    # ...and every secretKeyRef names the "kubernetes" store, which the operator resolves
+    # before the component reaches the sidecar (pkg/operator/api/components.go).
+    for component in of_kind(cluster_dapr_resources, "Component"):
+        if any("secretKeyRef" in item for item in component["spec"]["metadata"]):
+            assert component.get("auth", {}).get("secretStore", "kubernetes") == "kubernetes"
 
 
 # --- Dapr resources: the same names and semantics as the local stack -----------------------
@@ -391,8 +411,8 @@ def secret_references(docs: list[Manifest]) -> list[tuple[str, str, bool]]:
     return found
 
 
-def test_every_secret_read_is_created_by_minikube_up(rendered_overlay: list[Manifest]) -> None:
-    created = secrets_created_by_minikube_up()
+def test_every_secret_read_is_created_by_the_deploy_steps(rendered_overlay: list[Manifest]) -> None:
+    created = secrets_created_by_the_deploy_steps()
     references = secret_references(rendered_overlay)
     assert {"postgres-credentials", "learnflow-secrets", "course-agent-llm"} <= {
         name for name, _, _ in references
@@ -402,15 +422,44 @@ def test_every_secret_read_is_created_by_minikube_up(rendered_overlay: list[Mani
         assert optional or key in created[name], f"secret {name} has no key {key}"
 
 
-def test_connection_string_targets_the_postgres_minikube_up_deploys(
+def test_connection_string_targets_the_postgres_deployed_as_the_app_role(
     rendered_overlay: list[Manifest],
 ) -> None:
     postgres = named(rendered_overlay, "StatefulSet", "postgres")
     env = {e["name"]: e.get("value") for e in pod_spec(postgres)["containers"][0]["env"]}
     assert env["POSTGRES_DB"] == script_assignment("PG_DATABASE")
+    assert env["LEARNFLOW_APP_USER"] == script_assignment("PG_USER")
     assert script_assignment("NAMESPACE") == NAMESPACE
     port = named(rendered_overlay, "Service", "postgres")["spec"]["ports"][0]["port"]
-    assert f"host=postgres.%s.svc.cluster.local port={port} " in minikube_up()
+    assert f"host=postgres.%s.svc.cluster.local port={port} user=%s " in deploy_steps()
+    assert '"$NAMESPACE" "$PG_USER" "$app_password" "$PG_DATABASE"' in deploy_steps()
+
+
+def test_apps_do_not_use_the_postgres_superuser(rendered_overlay: list[Manifest]) -> None:
+    postgres = named(rendered_overlay, "StatefulSet", "postgres")
+    (container,) = pod_spec(postgres)["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["POSTGRES_USER"] == "postgres"
+    assert env["LEARNFLOW_APP_USER"] != env["POSTGRES_USER"]
+    # The init script that creates the app role is mounted where the image runs it.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(postgres)["volumes"]}
+    (init_volume,) = [n for n, path in mounts.items() if path == "/docker-entrypoint-initdb.d"]
+    config_map_name = volumes[init_volume]["configMap"]["name"]
+    init = next(
+        c
+        for c in of_kind(rendered_overlay, "ConfigMap")
+        if c["metadata"]["name"] == config_map_name
+    )
+    (script,) = init["data"].values()
+    for variable in (
+        "POSTGRES_USER",
+        "POSTGRES_DB",
+        "LEARNFLOW_APP_USER",
+        "LEARNFLOW_APP_PASSWORD_FILE",
+    ):
+        assert f"${variable}" in script
+    assert "NOSUPERUSER NOCREATEDB NOCREATEROLE" in script
 
 
 def test_every_config_map_read_exists(rendered_overlay: list[Manifest]) -> None:
@@ -465,3 +514,151 @@ def test_smoke_test_asks_for_a_recorded_eval_case(smoke_test_module: Any) -> Non
         if "progress" not in case
     ]
     assert smoke_test_module.LESSON_REQUEST in new_learner_requests
+
+
+# --- network policies ------------------------------------------------------------------------
+
+ANYONE = "anyone"
+
+
+def pod_labels(docs: list[Manifest], workload_name: str) -> dict[str, str]:
+    (workload,) = [
+        d
+        for d in of_kind(docs, "Deployment", "StatefulSet", "Job")
+        if d["metadata"]["name"] == workload_name
+    ]
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def allowed_sources(docs: list[Manifest], labels: dict[str, str], port: int) -> list[str]:
+    """Who the namespace's NetworkPolicies let reach a pod with ``labels`` on ``port``: the
+    matchLabels of each allowed peer (as JSON), or ANYONE. Loopback and the node are never
+    filtered, so they do not appear."""
+    sources = []
+    for policy in of_kind(docs, "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if not selector.items() <= labels.items():
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            ports = [p["port"] for p in rule.get("ports", [])]
+            if ports and port not in ports:
+                continue
+            peers = rule.get("from")
+            if not peers:
+                sources.append(ANYONE)
+                continue
+            for peer in peers:
+                assert set(peer) == {"podSelector"}, f"{policy['metadata']['name']}: {peer}"
+                sources.append(json.dumps(peer["podSelector"].get("matchLabels", {})))
+    return sorted(sources)
+
+
+def test_ingress_is_denied_unless_allowed(rendered_overlay: list[Manifest]) -> None:
+    deny = named(rendered_overlay, "NetworkPolicy", "default-deny-ingress")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def test_only_the_frontend_reaches_the_course_agent_api(rendered_overlay: list[Manifest]) -> None:
+    labels = pod_labels(rendered_overlay, names.COURSE_AGENT_APP_ID)
+    assert allowed_sources(rendered_overlay, labels, 8000) == ['{"learnflow.dev/frontend": "true"}']
+    # No workload of this deploy is the frontend.
+    for workload in of_kind(rendered_overlay, "Deployment", "StatefulSet", "Job"):
+        assert "learnflow.dev/frontend" not in workload["spec"]["template"]["metadata"]["labels"]
+
+
+def test_nothing_reaches_the_user_progress_api_but_its_own_sidecar(
+    rendered_overlay: list[Manifest],
+) -> None:
+    labels = pod_labels(rendered_overlay, names.USER_PROGRESS_APP_ID)
+    assert allowed_sources(rendered_overlay, labels, 8000) == []
+
+
+@pytest.mark.parametrize("app", sorted(APP_IDS))
+def test_sidecars_reach_each_other_on_daprs_internal_grpc_port(
+    app: str, rendered_overlay: list[Manifest]
+) -> None:
+    labels = pod_labels(rendered_overlay, app)
+    assert allowed_sources(rendered_overlay, labels, 50002) == [
+        '{"app.kubernetes.io/component": "app"}'
+    ]
+
+
+def test_postgres_and_kafka_are_reached_only_by_their_clients(
+    rendered_overlay: list[Manifest],
+) -> None:
+    apps = '{"app.kubernetes.io/component": "app"}'
+    topics_job = json.dumps({"app.kubernetes.io/name": "kafka-topics"})
+    assert allowed_sources(rendered_overlay, pod_labels(rendered_overlay, "postgres"), 5432) == [
+        apps
+    ]
+    assert allowed_sources(rendered_overlay, pod_labels(rendered_overlay, "kafka"), 9092) == sorted(
+        [apps, topics_job]
+    )
+    assert pod_labels(rendered_overlay, "kafka-topics")["app.kubernetes.io/name"] == "kafka-topics"
+
+
+# --- Dapr control plane (Helm values of install_dapr against the pinned chart) ---------------
+
+
+def helm_sets() -> dict[str, str]:
+    """key -> value of every `--set` in install_dapr (variables as written, e.g. $DAPR_VERSION)."""
+    body = deploy_steps().split("install_dapr() {", 1)[1].split("\n}\n", 1)[0]
+    pairs = re.findall(r'--set "?([\w.]+)=([^"\s]+)"?', body)
+    return dict(pairs)
+
+
+def chart_value(chart: Path, key: str) -> Any:
+    """The default of ``key`` in the Dapr chart: global.* in its values.yaml, <subchart>.* in
+    the subchart's. Fails when the chart has no such value (a typo would be silently ignored)."""
+    first, _, rest = key.partition(".")
+    values_file = (
+        chart / "values.yaml" if first == "global" else chart / "charts" / first / "values.yaml"
+    )
+    value: Any = yaml.safe_load(values_file.read_text())
+    for part in (key if first == "global" else rest).split("."):
+        assert isinstance(value, dict), f"the Dapr chart has no value {key}"
+        assert part in value, f"the Dapr chart has no value {key}"
+        value = value[part]
+    return value
+
+
+def test_dapr_helm_values_exist_in_the_pinned_chart(dapr_module_dir: Path) -> None:
+    chart = dapr_module_dir / "charts" / "dapr"
+    sets = helm_sets()
+    for key in sets:
+        chart_value(chart, key)
+    assert sets["global.registry"] == "ghcr.io/dapr"
+    assert sets["global.tag"] == "$DAPR_VERSION"  # the chart's own default is "edge"
+    assert chart_value(chart, "global.tag") != sets["global.tag"]
+    assert sets["dapr_placement.metadataEnabled"] == "true"
+    assert sets["dapr_sidecar_injector.sidecarDropALLCapabilities"] == "true"
+    # Reminders survive a scheduler restart only on persistent storage.
+    assert sets["dapr_scheduler.cluster.inMemoryStorage"] == "false"
+    assert sets["dapr_scheduler.cluster.storageSize"] == "$DAPR_SCHEDULER_STORAGE"
+    assert script_assignment("DAPR_SCHEDULER_STORAGE") == "1Gi"
+
+
+def test_scheduler_claims_and_placement_address_are_those_of_the_chart(
+    dapr_module_dir: Path,
+) -> None:
+    charts = dapr_module_dir / "charts" / "dapr" / "charts"
+    scheduler = (
+        charts / "dapr_scheduler" / "templates" / "dapr_scheduler_statefulset.yaml"
+    ).read_text()
+    # Dapr 1.18's chart runs 3 scheduler members whatever the values say (no replica setting),
+    # each with one claim; minikube-down.sh deletes exactly those claims.
+    assert re.search(r"^  replicas: 3$", scheduler, re.MULTILINE)
+    assert "name: dapr-scheduler-data-dir" in scheduler
+    down = (DEPLOY_DIR / "minikube-down.sh").read_text()
+    assert "SCHEDULER_CLAIMS=(dapr-scheduler-data-dir-dapr-scheduler-server-{0,1,2})" in down
+    # Placement's table is served on its healthz port, by the pod the deploy steps proxy to.
+    placement = (
+        charts / "dapr_placement" / "templates" / "dapr_placement_statefulset.yaml"
+    ).read_text()
+    assert "name: dapr-placement-server" in placement
+    assert "port: 8080" in placement
+    assert '"--metadata-enabled"' in placement
+    assert script_assignment("PLACEMENT_STATE_PATH") == (
+        "/api/v1/namespaces/dapr-system/pods/dapr-placement-server-0:8080/proxy/placement/state"
+    )
