@@ -208,11 +208,10 @@ random_password() {
 # PostgreSQL keeps the passwords its data directory was initialised with. postgres-credentials:
 # the superuser's password (POSTGRES_PASSWORD) and the app role's (LEARNFLOW_APP_PASSWORD, read
 # by the init script that creates the role); learnflow-secrets: the state store's connection
-# string, as the app role.
+# string, as the app role. Values reach kubectl through pipes (<(...)), never a file or an
+# argument.
 create_secrets() {
-  local dir="$DEPLOY_WORK/secrets" superuser_password app_password keys
-  rm -rf "$dir"
-  mkdir -m 700 "$dir"
+  local superuser_password app_password keys
   if kc get secret postgres-credentials >/dev/null 2>&1; then
     keys="$(kc get secret postgres-credentials --output jsonpath='{.data}')"
     if [[ "$keys" != *'"LEARNFLOW_APP_PASSWORD"'* ]]; then
@@ -230,25 +229,20 @@ create_secrets() {
     fi
     superuser_password="$(random_password)"
     app_password="$(random_password)"
-    printf '%s' "$superuser_password" >"$dir/POSTGRES_PASSWORD"
-    printf '%s' "$app_password" >"$dir/LEARNFLOW_APP_PASSWORD"
-    printf 'host=postgres.%s.svc.cluster.local port=5432 user=%s password=%s dbname=%s sslmode=disable' \
-      "$NAMESPACE" "$PG_USER" "$app_password" "$PG_DATABASE" >"$dir/LEARNFLOW_PG_CONNECTION"
     kc create secret generic postgres-credentials \
-      --from-file=POSTGRES_PASSWORD="$dir/POSTGRES_PASSWORD" \
-      --from-file=LEARNFLOW_APP_PASSWORD="$dir/LEARNFLOW_APP_PASSWORD"
+      --from-file=POSTGRES_PASSWORD=<(printf '%s' "$superuser_password") \
+      --from-file=LEARNFLOW_APP_PASSWORD=<(printf '%s' "$app_password")
     kc create secret generic learnflow-secrets \
-      --from-file=LEARNFLOW_PG_CONNECTION="$dir/LEARNFLOW_PG_CONNECTION"
+      --from-file=LEARNFLOW_PG_CONNECTION=<(printf 'host=postgres.%s.svc.cluster.local port=5432 user=%s password=%s dbname=%s sslmode=disable' \
+        "$NAMESPACE" "$PG_USER" "$app_password" "$PG_DATABASE")
   fi
   if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
-    printf '%s' "$COURSE_AGENT_LLM_API_KEY" >"$dir/COURSE_AGENT_LLM_API_KEY"
     kc create secret generic course-agent-llm \
-      --from-file=COURSE_AGENT_LLM_API_KEY="$dir/COURSE_AGENT_LLM_API_KEY" \
+      --from-file=COURSE_AGENT_LLM_API_KEY=<(printf '%s' "$COURSE_AGENT_LLM_API_KEY") \
       --dry-run=client --output yaml | kc apply --filename -
   elif ! kc get secret course-agent-llm >/dev/null 2>&1; then
     kc create secret generic course-agent-llm
   fi
-  rm -rf "$dir"
 }
 
 # Waits until Job $1 completes; stops early, with its pods' logs, when it fails.

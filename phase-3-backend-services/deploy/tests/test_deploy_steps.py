@@ -41,6 +41,22 @@ case "$1 ${2:-}" in
   "get pods") echo "kafka-topics-x   0/1   Error   0   1m" ;;
   "logs --selector") echo "[pod/kafka-topics-x/create-topics] Error: topic creation refused" ;;
   "get --raw") cat "$STUB_PLACEMENT_TABLE" ;;
+  "get secret")
+    [[ " ${STUB_SECRETS:-} " == *" $3 "* ]] || exit 1
+    [[ "${4:-}" == --output ]] && printf '%s' "${STUB_CREDENTIAL_KEYS:-}"
+    exit 0 ;;
+  "get pvc") [[ " ${STUB_PVCS:-} " == *" $3 "* ]] ;;
+  "apply --filename") printf '%b' "${STUB_APPLY_OUTPUT:-}" ;;
+  "rollout restart"|"rollout status") ;;
+  "create secret")
+    name="$4"
+    for argument in "${@:5}"; do
+      if [[ "$argument" == --from-file=* ]]; then
+        key_path="${argument#--from-file=}"
+        echo "secret $name ${key_path%%=*}=$(cat "${key_path#*=}")" >>"$STUB_LOG"
+      fi
+    done
+    echo "secret/$name created" ;;
   "exec -i")
     while [[ "$1" != -- ]]; do shift; done
     shift
@@ -194,6 +210,139 @@ def test_render_refuses_an_override_that_would_not_apply(
     assert result.returncode == 1
     assert problem in result.stderr
     assert "FAIL  render" in result.stdout
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def created_secrets(tmp_path: Path) -> dict[str, dict[str, str]]:
+    """Secret -> key -> value, as the stub kubectl received them."""
+    created: dict[str, dict[str, str]] = {}
+    for line in (tmp_path / "kubectl.log").read_text().splitlines():
+        if line.startswith("secret "):
+            _, name, pair = line.split(" ", 2)
+            key, _, value = pair.partition("=")
+            created.setdefault(name, {})[key] = value
+    return created
+
+
+def test_fresh_secrets_give_the_apps_their_own_role(stub_bin: Path, tmp_path: Path) -> None:
+    result = run_library('step "secrets" create_secrets\n', stub_bin, tmp_path)
+    assert result.returncode == 0, result.stderr
+    secrets = created_secrets(tmp_path)
+    credentials = secrets["postgres-credentials"]
+    assert set(credentials) == {"POSTGRES_PASSWORD", "LEARNFLOW_APP_PASSWORD"}
+    assert credentials["POSTGRES_PASSWORD"] != credentials["LEARNFLOW_APP_PASSWORD"]
+    assert all(len(value) == 32 and value.isalnum() for value in credentials.values())
+    assert secrets["learnflow-secrets"]["LEARNFLOW_PG_CONNECTION"] == (
+        f"host=postgres.{NAMESPACE}.svc.cluster.local port=5432 user=learnflow "
+        f"password={credentials['LEARNFLOW_APP_PASSWORD']} dbname=learnflow sslmode=disable"
+    )
+    assert "course-agent-llm" in (tmp_path / "kubectl.log").read_text()
+    # The values reach kubectl through pipes: no command line carries one.
+    command_lines = [
+        line
+        for line in (tmp_path / "kubectl.log").read_text().splitlines()
+        if line.startswith("kubectl ")
+    ]
+    assert not [line for line in command_lines for value in credentials.values() if value in line]
+    assert any("--from-file=POSTGRES_PASSWORD=/dev/fd/" in line for line in command_lines)
+
+
+def test_existing_credentials_are_kept(stub_bin: Path, tmp_path: Path) -> None:
+    result = run_library(
+        'step "secrets" create_secrets\n',
+        stub_bin,
+        tmp_path,
+        STUB_SECRETS="postgres-credentials learnflow-secrets course-agent-llm",
+        STUB_CREDENTIAL_KEYS='{"LEARNFLOW_APP_PASSWORD":"eA==","POSTGRES_PASSWORD":"eQ=="}',
+        STUB_PVCS="data-postgres-0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert created_secrets(tmp_path) == {}
+
+
+@pytest.mark.parametrize(
+    ("existing", "problem"),
+    [
+        (
+            {"STUB_PVCS": "data-postgres-0"},
+            "learnflow-secrets or the PostgreSQL volume (pvc/data-postgres-0) exists without",
+        ),
+        ({"STUB_SECRETS": "learnflow-secrets"}, "exists without"),
+        (
+            {
+                "STUB_SECRETS": "postgres-credentials",
+                "STUB_CREDENTIAL_KEYS": '{"POSTGRES_PASSWORD":"eQ==","POSTGRES_USER":"eA=="}',
+            },
+            "postgres-credentials is from an earlier layout",
+        ),
+    ],
+    ids=["volume-without-password", "connection-without-password", "superuser-layout"],
+)
+def test_a_database_whose_password_is_gone_is_not_given_a_new_one(
+    existing: dict[str, str], problem: str, stub_bin: Path, tmp_path: Path
+) -> None:
+    result = run_library('step "secrets" create_secrets\n', stub_bin, tmp_path, **existing)
+    assert result.returncode == 1
+    assert problem in result.stderr
+    assert "minikube-down.sh --keep-cluster" in result.stderr
+    assert created_secrets(tmp_path) == {}
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("infrastructure", "services", "restarted"),
+    [
+        # First deploy: everything created, nothing to restart.
+        (
+            "secret/learnflow-secrets created\ncomponent.dapr.io/statestore created\n",
+            "deployment.apps/course-agent created\ndeployment.apps/user-progress created\n",
+            [],
+        ),
+        # A Dapr resource changed, the images did not: sidecars must restart to read it.
+        (
+            "component.dapr.io/statestore configured\nsecret/course-agent-llm unchanged\n",
+            "deployment.apps/course-agent unchanged\ndeployment.apps/user-progress unchanged\n",
+            ["course-agent", "user-progress"],
+        ),
+        # A Secret changed, one image did: only the unchanged Deployment is restarted.
+        (
+            "secret/course-agent-llm configured\n",
+            "deployment.apps/course-agent unchanged\ndeployment.apps/user-progress configured\n",
+            ["course-agent"],
+        ),
+        # Nothing changed: nothing restarts.
+        (
+            "component.dapr.io/statestore unchanged\n",
+            "deployment.apps/course-agent unchanged\ndeployment.apps/user-progress unchanged\n",
+            [],
+        ),
+    ],
+    ids=["first-deploy", "dapr-resource-changed", "secret-and-image-changed", "nothing-changed"],
+)
+def test_services_restart_only_when_what_their_sidecars_read_changed(
+    infrastructure: str, services: str, restarted: list[str], stub_bin: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "infrastructure-applied.txt").write_text(infrastructure)
+    result = run_library(
+        'step "services" deploy_services\n',
+        stub_bin,
+        tmp_path,
+        DEPLOY_WORK=str(work),
+        STUB_APPLY_OUTPUT=services,
+    )
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "kubectl.log").read_text()
+    assert [
+        app for app in ("course-agent", "user-progress") if f"restart deployment/{app}" in log
+    ] == (restarted)
+    assert "rollout status deployment/course-agent" in log
+    assert "rollout status deployment/user-progress" in log
 
 
 # --- the topics Job -----------------------------------------------------------------------------
