@@ -10,6 +10,7 @@ NODE_IP=10.0.0.1
 POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1
+CONTAINERD_SOCKET=/run/containerd/containerd.sock
 # kubelet puts every pod cgroup under this root, so teardown knows exactly what to remove.
 CGROUP_ROOT=learnflow-sandbox
 
@@ -80,10 +81,12 @@ write_containerd_config() {
 version = 2
 root = "$RUN/containerd/root"
 state = "$RUN/containerd/state"
+# Sockets live in /run/containerd, a tmpfs private to the node's mount namespace (and short:
+# a run directory can be longer than a unix socket path may be).
 [grpc]
-  address = "$RUN/containerd/containerd.sock"
+  address = "$CONTAINERD_SOCKET"
 [ttrpc]
-  address = "$RUN/containerd/containerd.sock.ttrpc"
+  address = "$CONTAINERD_SOCKET.ttrpc"
 [metrics]
   address = ""
 [plugins."io.containerd.internal.v1.opt"]
@@ -94,6 +97,7 @@ state = "$RUN/containerd/state"
   restrict_oom_score_adj = true
   disable_apparmor = true
   stream_server_address = "127.0.0.1"
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -161,7 +165,7 @@ authentication:
 authorization: {mode: Webhook}
 tlsCertFile: $RUN/pki/kubelet-serving.crt
 tlsPrivateKeyFile: $RUN/pki/kubelet-serving.key
-containerRuntimeEndpoint: unix://$RUN/containerd/containerd.sock
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCKET
 # cgroup v1 only on these machines (kubelet >= 1.35 refuses it).
 failCgroupV1: false
 cgroupDriver: cgroupfs
@@ -192,6 +196,7 @@ apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $RUN/pki/kube-proxy.kubeconfig}
 mode: iptables
+nodePortAddresses: ["$NODE_IP/32"]
 clusterCIDR: $POD_CIDR
 hostnameOverride: $NODE_NAME
 healthzBindAddress: 127.0.0.1:10256

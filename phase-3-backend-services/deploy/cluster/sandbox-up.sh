@@ -64,7 +64,8 @@ restore_sysctls() {
     <"$RUN/sysctl-before"
 }
 
-# Empty the cgroups the kubelet made (the pid namespace's processes are gone by now).
+# Remove the cgroups the kubelet made (the pid namespace's processes are gone by now; rmdir
+# refuses any cgroup that still has a process).
 remove_cgroups() {
   local hierarchy
   for hierarchy in /sys/fs/cgroup/*/; do
@@ -147,10 +148,10 @@ EOF
 }
 
 # hostPath volumes stand in for Minikube's storage provisioner: claims with no storage class
-# bind to them. World-writable because each workload runs as its own non-root user.
+# bind to them (PostgreSQL, Kafka, three Dapr scheduler members, spares). World-writable because each workload runs as its own non-root user.
 create_volumes() {
   local i
-  for i in 1 2 3 4; do
+  for i in 1 2 3 4 5 6 7 8; do
     mkdir -p "$RUN/volumes/pv-$i"
     chmod 0777 "$RUN/volumes/pv-$i"
     cat <<EOF
@@ -180,6 +181,8 @@ PY
 }
 
 deploy() {
+  DEPLOY_WORK="$RUN/deploy"
+  DEPLOY_TITLE="LearnFlow on the sandbox Kubernetes ($RUN)"
   # shellcheck source=../lib/deploy-steps.sh
   source "$DEPLOY_DIR/lib/deploy-steps.sh"
   HELM=(in_sandbox env HELM_CACHE_HOME="$RUN/helm/cache" HELM_CONFIG_HOME="$RUN/helm/config"
@@ -189,15 +192,8 @@ deploy() {
   OVERLAY="$DEPLOY_DIR/overlays/minikube"
   mapfile -t IMAGE_OVERRIDES < <(image_overrides)
   DAPR_HELM_EXTRA=()
-  load_images() { log "images were imported into the node's containerd at start"; }
-  step "Dapr $DAPR_VERSION control plane installed (Helm, dapr-system)" install_dapr
-  step "minikube overlay rendered with the images built here" render_overlay
-  step "images available to the node" load_images
-  step "PostgreSQL, Kafka, topics and Dapr resources deployed" deploy_infrastructure
-  step "course-agent and user-progress rolled out" deploy_services
-  step "every service pod runs a daprd sidecar" check_sidecars
-  step "every sidecar registered its actor types with placement" check_placement
-  step "smoke test: lesson generated (replay) and counted in the learner's status" smoke_test
+  load_images() { log "images were imported into the node's containerd when it started"; }
+  run_deploy_steps
   print_summary
   touch "$RUN/deployed"
 }
@@ -212,6 +208,7 @@ main() {
   BIN="$(bash "$CLUSTER_DIR/build-binaries.sh")"
   IMAGES_JSON="$(bash "$CLUSTER_DIR/build-images.sh" "$BIN")"
   write_node_config
+  remove_cgroups # empty ones a killed earlier run left; cgroups still in use stay
   record_sysctls "$RUN/sysctl-before"
   trap teardown EXIT
   trap 'exit 130' INT
