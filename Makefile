@@ -4,7 +4,7 @@ PHASE := phase-3-backend-services
 export UV_PYTHON_DOWNLOADS := never
 UV = $(shell bash $(PHASE)/scripts/ensure-uv.sh)
 
-.PHONY: setup run test unit integration lint demo bench evals clean-runs
+.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo bench evals clean-runs
 
 setup:
 	@bash $(PHASE)/scripts/bootstrap.sh
@@ -12,20 +12,30 @@ setup:
 run: setup  ## the two services with their sidecars on the local stack, until Ctrl-C
 	@$(UV) run --frozen learnflow-stack up
 
-test: setup lint  ## every test: unit, evals, deploy checks, integration on the real stack
+cluster-setup: setup  ## binaries and images of the sandbox Kubernetes (first run ~20 min, then cached)
+	@bash $(PHASE)/deploy/cluster/build-binaries.sh >/dev/null
+	@bash $(PHASE)/deploy/cluster/build-images.sh >/dev/null
+
+test: setup lint cluster-setup  ## every test: unit, evals, deploy checks, local stack, sandbox cluster
 	@$(UV) run --frozen pytest
 
 unit: setup
-	@$(UV) run --frozen pytest -m "not integration"
+	@$(UV) run --frozen pytest -m "not integration and not cluster"
 
 integration: setup
 	@$(UV) run --frozen pytest -m integration
+
+cluster: cluster-setup  ## the deploy on a sandbox Kubernetes built here, until Ctrl-C
+	@bash $(PHASE)/deploy/cluster/sandbox-up.sh
+
+cluster-test: cluster-setup  ## only the sandbox cluster end-to-end test
+	@$(UV) run --frozen pytest -m cluster
 
 lint:
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@# Test folders each have a conftest.py, so mypy checks them one folder at a time.
-	@for tests in $(PHASE)/deploy/scripts $(PHASE)/tests $(PHASE)/*/tests; do \
+	@for tests in $(PHASE)/deploy/scripts $(PHASE)/tests/* $(PHASE)/*/tests; do \
 	  $(UV) run --frozen mypy $$tests || exit 1; done
 	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src
 

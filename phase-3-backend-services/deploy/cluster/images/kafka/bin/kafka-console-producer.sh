@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# kafka-console-producer.sh of the Kafka release: runs org.apache.kafka.tools.ConsoleProducer.
+if [ -z "${KAFKA_HEAP_OPTS:-}" ]; then export KAFKA_HEAP_OPTS="-Xmx512M"; fi
+exec "$(dirname "$0")/kafka-run-class.sh" org.apache.kafka.tools.ConsoleProducer "$@"
