@@ -190,7 +190,7 @@ build_kubernetes() {
   build_date="$(module_time k8s.io/kubernetes "$v")"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     for key in "gitVersion=$v" "gitMajor=${KUBERNETES_VERSION%%.*}" "gitMinor=$minor" \
-        "gitTreeState=clean" "buildDate=$build_date"; do
+        "gitTreeState=clean" "buildDate=$build_date" "gitCommit="; do  # commit: not on the proxy
       ldflags+=" -X $pkg.$key"
     done
   done
