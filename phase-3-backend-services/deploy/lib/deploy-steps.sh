@@ -236,6 +236,11 @@ create_secrets() {
       --from-file=LEARNFLOW_PG_CONNECTION=<(printf 'host=postgres.%s.svc.cluster.local port=5432 user=%s password=%s dbname=%s sslmode=disable' \
         "$NAMESPACE" "$PG_USER" "$app_password" "$PG_DATABASE")
   fi
+  # The token each sidecar sends its app (dapr.io/app-token-secret); the apps read the same
+  # Secret and refuse Dapr-route calls without it. Made once, kept across runs.
+  if ! kc get secret dapr-app-token >/dev/null 2>&1; then
+    kc create secret generic dapr-app-token --from-file=token=<(random_password)
+  fi
   if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
     kc create secret generic course-agent-llm \
       --from-file=COURSE_AGENT_LLM_API_KEY=<(printf '%s' "$COURSE_AGENT_LLM_API_KEY") \

@@ -22,7 +22,12 @@ SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 # Keys whose value is the name of a secret (a reference), not its content.
-REFERENCE_KEYS = {"secretName", "secretStore"}
+REFERENCE_KEYS = {
+    "secretName",
+    "secretStore",
+    "dapr.io/app-token-secret",
+    "dapr.io/api-token-secret",
+}
 # Values that carry a credential whatever their name.
 SECRET_VALUE = re.compile(
     r"password\s*=\s*[^\s%$]|"  # key=value connection strings ("%s"/"$VAR" are placeholders)

@@ -154,6 +154,18 @@ def test_placement_table_lists_both_apps_with_their_actor_types(sandbox: Sandbox
         assert metadata["actorRuntime"]["hostReady"] is True
 
 
+def test_only_the_sidecar_reaches_the_apps_dapr_routes(sandbox: Sandbox) -> None:
+    """The app port is reachable in the cluster network, but its Dapr routes want the token
+    daprd sends (dapr.io/app-token-secret); the sidecar's own calls carry it, so the actors
+    and the subscription keep working (the other tests)."""
+    pod_ip = app_pods(sandbox, "user-progress")[0]["status"]["podIP"]
+    url = f"http://{pod_ip}:8000/actors/LearnerProgressActor/intruder/method/GetStatus"
+    answer = sandbox.in_netns("curl", "-s", "-X", "PUT", "-d", "{}", "-w", "\n%{http_code}", url)
+    body, _, status = answer.rpartition("\n")
+    assert status == "401", answer
+    assert json.loads(body)["error"]["code"] == "dapr_app_token_invalid"
+
+
 def test_a_lesson_is_stored_published_and_counted(sandbox: Sandbox) -> None:
     learner_id = f"cluster-{uuid.uuid4().hex[:8]}"
     lesson = generate_lesson(sandbox, learner_id)

@@ -274,3 +274,18 @@ def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_without_block
     assert eventually(lambda: _status(stack, behind)["lessons_assigned"] == 1, 60)
     metrics = httpx.get(f"{stack.app('user-progress').url}/metrics", timeout=10).text
     assert 'lesson_events_total{outcome="retried"}' in metrics
+
+
+def test_only_the_sidecar_reaches_the_dapr_routes(stack: Stack) -> None:
+    """daprd and the app share a per-run token: calls straight to the app port without it are
+    refused, while everything that goes through the sidecar (this whole suite) works."""
+    base = stack.app("user-progress").url
+    learner = _learner()
+    forged = httpx.put(
+        f"{base}/actors/LearnerProgressActor/{learner}/method/GetStatus", json={}, timeout=10
+    )
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "dapr_app_token_invalid"
+    assert httpx.get(f"{base}/dapr/subscribe", timeout=10).status_code == 401
+    public = httpx.get(f"{base}/status", params={"learner_id": learner}, timeout=10)
+    assert public.status_code == 200

@@ -148,3 +148,22 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_failed"
+
+
+def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress) -> None:
+    app = create_app(Settings(APP_API_TOKEN="sidecar-token"), progress=progress)
+    client = TestClient(app)
+    forged = client.post("/events/lesson-generated", json=_lesson_event())
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "dapr_app_token_invalid"
+    wrong = {"dapr-api-token": "guess"}
+    assert client.get("/dapr/subscribe", headers=wrong).status_code == 401
+    assert client.get("/dapr/config").status_code == 401
+    actor_call = "/actors/LearnerProgressActor/ada/method/GetStatus"
+    assert client.put(actor_call, json={}).status_code == 401
+    assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 0
+
+    sidecar = {"dapr-api-token": "sidecar-token"}
+    accepted = client.post("/events/lesson-generated", json=_lesson_event(), headers=sidecar)
+    assert accepted.json() == {"status": "SUCCESS"}
+    assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 1

@@ -79,7 +79,9 @@ def create_app(
     app.state.settings = settings
     app.state.lesson_service = service
     app.state.lesson_store = store
-    install_service_plumbing(app, dapr, expected_errors=[CourseAgentError])
+    install_service_plumbing(
+        app, dapr, expected_errors=[CourseAgentError], dapr_app_token=settings.dapr_app_token
+    )
     app.include_router(router)
     actors = DaprActor(app)
     return app

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     outbox_relay_seconds: float = Field(2.0, gt=0)
     log_level: str = "INFO"
     dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
+    # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
+    # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
+    dapr_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("APP_API_TOKEN"))
 
     @property
     def actor_call_timeout_seconds(self) -> float:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import httpx
 from fastapi import FastAPI
 from learnflow_contracts.names import PUBSUB, STATESTORE
+from pydantic import SecretStr
 
+from learnflow_service_kit.dapr_app_token import require_dapr_app_token
 from learnflow_service_kit.dapr_client import DaprClient
 from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
@@ -20,13 +22,19 @@ def sidecar_client(dapr_http_port: int) -> DaprClient:
 
 
 def install_service_plumbing(
-    app: FastAPI, dapr: DaprClient, expected_errors: Sequence[type[Exception]] = ()
+    app: FastAPI,
+    dapr: DaprClient,
+    expected_errors: Sequence[type[Exception]] = (),
+    dapr_app_token: SecretStr | None = None,
 ) -> None:
-    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer).
+    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer),
+    and, with ``dapr_app_token``, the guard that lets only the sidecar call the Dapr routes.
 
     ``expected_errors``: the service's own error classes shaped as ``errors.ExpectedError``.
     """
     install_error_handlers(app, expected_errors)
+    if dapr_app_token is not None:
+        require_dapr_app_token(app, dapr_app_token.get_secret_value())
     install_metrics(app)
     app.include_router(
         health_router(

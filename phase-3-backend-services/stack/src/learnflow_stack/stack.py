@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -79,6 +80,8 @@ class Stack:
         self.instances: list[AppInstance] = []
         self.pg_connection = os.environ.get("LEARNFLOW_PG_CONNECTION", "")
         self.kafka_bootstrap = os.environ.get("LEARNFLOW_KAFKA_BROKERS", "")
+        # daprd sends it on every call to its app; the apps refuse Dapr-route calls without it.
+        self.app_token = secrets.token_urlsafe(32)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -156,7 +159,10 @@ class Stack:
             config_path=config_path,
             placement_address=self.placement.address,
             scheduler_address=self.scheduler.address,
-            secrets_env={"LEARNFLOW_PG_CONNECTION": self.pg_connection},
+            secrets_env={
+                "LEARNFLOW_PG_CONNECTION": self.pg_connection,
+                "APP_API_TOKEN": self.app_token,
+            },
             replica=suffix,
         )
         process = ManagedProcess(
@@ -177,6 +183,7 @@ class Stack:
             env={
                 "DAPR_HTTP_PORT": str(sidecar.http_port),
                 "DAPR_GRPC_PORT": str(sidecar.grpc_port),
+                "APP_API_TOKEN": self.app_token,
                 "PYTHONUNBUFFERED": "1",
                 **spec.env,
             },

@@ -44,7 +44,7 @@ def create_app(
     app.state.settings = settings
     app.state.dapr = dapr
     app.state.progress = progress or ActorProgressGateway(dapr, settings.actor_call_timeout_seconds)
-    install_service_plumbing(app, dapr)
+    install_service_plumbing(app, dapr, dapr_app_token=settings.dapr_app_token)
     app.include_router(router)
     actors = DaprActor(app)
     return app

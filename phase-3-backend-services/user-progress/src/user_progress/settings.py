@@ -1,4 +1,4 @@
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -10,3 +10,6 @@ class Settings(BaseSettings):
     outbox_flush_seconds: float = Field(5.0, gt=0)
     actor_call_timeout_seconds: float = Field(10.0, gt=0)
     dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
+    # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
+    # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
+    dapr_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("APP_API_TOKEN"))

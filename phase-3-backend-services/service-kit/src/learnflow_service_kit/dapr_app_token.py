@@ -1,0 +1,46 @@
+"""Only the sidecar may call an app's Dapr routes (actors, subscriptions, Dapr configuration).
+
+daprd started with ``APP_API_TOKEN`` sends it as the ``dapr-api-token`` header on every call it
+makes to the app; any other caller reaching the app port lacks it and gets 401. On Kubernetes
+the token comes from the Secret named by the pod's ``dapr.io/app-token-secret`` annotation.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from learnflow_service_kit.errors import error_body
+
+DAPR_TOKEN_HEADER = "dapr-api-token"  # noqa: S105 - a header name, not a credential
+# /dapr/* (configuration, subscriptions), /actors/* (actor calls), /events/* (subscription routes).
+DAPR_ROUTE_PREFIXES = ("/dapr/", "/actors/", "/events/")
+
+
+def is_dapr_route(path: str) -> bool:
+    return path.startswith(DAPR_ROUTE_PREFIXES)
+
+
+def require_dapr_app_token(app: FastAPI, token: str) -> None:
+    """Answers 401 to a call of a Dapr route that does not carry ``token``."""
+    expected = token.encode()
+
+    @app.middleware("http")
+    async def check_dapr_app_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if is_dapr_route(request.url.path):
+            given = request.headers.get(DAPR_TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    status_code=401,
+                    content=error_body(
+                        "dapr_app_token_invalid",
+                        f"{request.url.path} is called by the Dapr sidecar only "
+                        f"(missing or wrong {DAPR_TOKEN_HEADER} header)",
+                    ),
+                )
+        return await call_next(request)
