@@ -28,7 +28,7 @@ cat >"$KAFKA_DIR/pom.xml" <<POM
 POM
 rm -rf "$LIB_DIR"
 mvn -q -B -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$LIB_DIR" \
+    -DoutputDirectory="$LIB_DIR" >&2 \
   || die "step 'resolve kafka jars' failed: Maven could not resolve kafka_2.13:$KAFKA_VERSION (output above)"
 ls "$LIB_DIR"/kafka_2.13-*.jar >/dev/null 2>&1 || die "step 'resolve kafka jars' produced no kafka_2.13 jar"
 touch "$KAFKA_DIR/.complete"

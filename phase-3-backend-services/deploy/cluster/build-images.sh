@@ -289,9 +289,6 @@ build_kafka() {
   local replaces broker_lib tools_lib key ref archive context base
   replaces="$(manifest_image infra/kafka.yaml apache/kafka)"
   broker_lib="$(bash "$PHASE_DIR/scripts/install-kafka.sh")" || die "step 'install-kafka.sh' failed"
-  # On its first (resolving) run, Maven's colour resets reach install-kafka.sh's stdout ahead
-  # of the path: keep the last line, without escape sequences.
-  broker_lib="$(tail -n 1 <<<"$broker_lib" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g')"
   [[ -d "$broker_lib" ]] || die "install-kafka.sh printed '$broker_lib', not a directory"
   tools_lib="$(kafka_tools_lib)"
   key="$(input_key paths "$RECIPES/kafka" "$broker_lib" "$tools_lib" "text:$DEBIAN_BASE" \

@@ -239,7 +239,8 @@ create_secrets() {
   # The token each sidecar sends its app (dapr.io/app-token-secret); the apps read the same
   # Secret and refuse Dapr-route calls without it. Made once, kept across runs.
   if ! kc get secret dapr-app-token >/dev/null 2>&1; then
-    kc create secret generic dapr-app-token --from-file=token=<(random_password)
+    # No trailing newline: daprd sends the value as an HTTP header as it is.
+    kc create secret generic dapr-app-token --from-file=token=<(printf '%s' "$(random_password)")
   fi
   if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
     kc create secret generic course-agent-llm \

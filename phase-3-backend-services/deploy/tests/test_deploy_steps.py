@@ -53,7 +53,11 @@ case "$1 ${2:-}" in
     for argument in "${@:5}"; do
       if [[ "$argument" == --from-file=* ]]; then
         key_path="${argument#--from-file=}"
-        echo "secret $name ${key_path%%=*}=$(cat "${key_path#*=}")" >>"$STUB_LOG"
+        value="$(cat "${key_path#*=}"; printf x)"  # read once: it may be a pipe
+        value="${value%x}"
+        # A trailing newline would travel into a password or an HTTP header.
+        [[ "$value" != *$'\n' ]] || { echo "${key_path%%=*} ends in a newline" >&2; exit 9; }
+        echo "secret $name ${key_path%%=*}=$value" >>"$STUB_LOG"
       fi
     done
     echo "secret/$name created" ;;

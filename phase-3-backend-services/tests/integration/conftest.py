@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from learnflow_stack import services
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.process import ManagedProcess
@@ -99,6 +99,23 @@ def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
 TopicReader = Callable[[str, Callable[[dict[str, Any]], bool]], list[dict[str, Any]]]
 
 
+_NO_LEADER = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """Low and high offsets; retries while the partition has no leader yet (just after a broker
+    restart), so a reader never mistakes a broker in recovery for an empty topic."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return int(low), int(high)
+        except KafkaException as failure:
+            if failure.args[0].code() not in _NO_LEADER or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def read_topic(stack: Stack) -> TopicReader:
     """Everything now on a Kafka topic that ``matches``, read by an independent Kafka client.
@@ -120,9 +137,7 @@ def read_topic(stack: Stack) -> TopicReader:
                 return []
             ends = {}
             for partition in metadata.partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
+                low, high = _watermarks(consumer, TopicPartition(topic, partition))
                 if high > low:
                     ends[partition] = high
             consumer.assign([TopicPartition(topic, p, 0) for p in ends])
