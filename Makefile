@@ -13,6 +13,7 @@ run: setup  ## the two services with their sidecars on the local stack, until Ct
 	@$(UV) run --frozen learnflow-stack up
 
 cluster-setup: setup  ## binaries and images of the sandbox Kubernetes (first run ~20 min, then cached)
+	@bash $(PHASE)/deploy/cluster/install-host-packages.sh
 	@bash $(PHASE)/deploy/cluster/build-binaries.sh >/dev/null
 	@bash $(PHASE)/deploy/cluster/build-images.sh >/dev/null
 

@@ -111,6 +111,16 @@ consumer_go_lines() {  # $1 = go.mod of the module consumed: a go line (>= 1.24,
   printf 'go %s\n\n%s\n' "$go_line" "$godebug"
 }
 
+# expect_version BINARY LINE ARGS...: `BINARY ARGS` prints LINE (the version it was stamped
+# with), or the build stops naming what it printed instead.
+expect_version() {
+  local binary="$1" expected="$2" output
+  shift 2
+  output="$("$binary" "$@" 2>&1)" || true
+  grep -qxF "$expected" <<<"$output" \
+    || die "$(basename "$binary") reports '$(head -n 1 <<<"$output")', not '$expected'"
+}
+
 install_built() {  # $1 = tmp dir, $2 = bin dir, $3 = version, rest = binaries: stamp and move in
   local tmp="$1" bin="$2" version="$3" b
   shift 3
@@ -204,18 +214,12 @@ build_kubernetes() {
   fi
 
   for b in "${todo[@]}"; do [[ -x "$tmp/$b" ]] || die "step 'compile kubernetes' made no $b"; done
-  if [[ -x "$tmp/kubectl" ]]; then
-    grep -qx "Client Version: $v" <<<"$("$tmp/kubectl" version --client 2>&1)" \
-      || die "kubectl reports '$("$tmp/kubectl" version --client 2>&1 | head -1)', not $v"
-  fi
-  if [[ -x "$tmp/kubelet" ]]; then
-    [[ "$("$tmp/kubelet" --version 2>&1)" == "Kubernetes $v" ]] \
-      || die "kubelet reports '$("$tmp/kubelet" --version 2>&1)', not Kubernetes $v"
-  fi
-  for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
-    [[ -x "$tmp/$b" ]] || continue
-    [[ "$("$tmp/$b" --version 2>&1)" == "Kubernetes $v" ]] \
-      || die "$b reports '$("$tmp/$b" --version 2>&1)', not Kubernetes $v"
+  for b in "${todo[@]}"; do
+    if [[ $b == kubectl ]]; then
+      expect_version "$tmp/kubectl" "Client Version: $v" version --client
+    else
+      expect_version "$tmp/$b" "Kubernetes $v" --version
+    fi
   done
   install_built "$tmp" "$K8S_DIR/bin" "$KUBERNETES_VERSION" "${todo[@]}"
   log "built kubernetes $v (${todo[*]}) in $((SECONDS - started)) s"
@@ -281,14 +285,8 @@ EOF
     die "step 'compile etcd' failed (compiler output above)"
   fi
   for b in "${todo[@]}"; do [[ -x "$tmp/$b" ]] || die "step 'compile etcd' made no $b"; done
-  if [[ -x "$tmp/etcd" ]]; then
-    grep -qx "etcd Version: $ETCD_VERSION" <<<"$("$tmp/etcd" --version 2>&1)" \
-      || die "etcd reports '$("$tmp/etcd" --version 2>&1 | head -1)', not $ETCD_VERSION"
-  fi
-  if [[ -x "$tmp/etcdctl" ]]; then
-    grep -qx "etcdctl version: $ETCD_VERSION" <<<"$("$tmp/etcdctl" version 2>&1)" \
-      || die "etcdctl reports '$("$tmp/etcdctl" version 2>&1 | head -1)', not $ETCD_VERSION"
-  fi
+  [[ ! -x "$tmp/etcd" ]] || expect_version "$tmp/etcd" "etcd Version: $ETCD_VERSION" --version
+  [[ ! -x "$tmp/etcdctl" ]] || expect_version "$tmp/etcdctl" "etcdctl version: $ETCD_VERSION" version
   install_built "$tmp" "$ETCD_DIR/bin" "$ETCD_VERSION" "${todo[@]}"
   log "built etcd $v (${todo[*]}) in $((SECONDS - started)) s"
 }
@@ -308,8 +306,7 @@ build_coredns() {
   local started=$SECONDS v="v$COREDNS_VERSION" tmp="$COREDNS_DIR/bin.tmp" plugins p
   log "coredns $v: compiling (default plugin set); progress = packages compiled"
   go_install_at coredns "$tmp" "-s -w" "github.com/coredns/coredns@$v"
-  grep -qx "CoreDNS-$COREDNS_VERSION" <<<"$("$tmp/coredns" -version 2>&1)" \
-    || die "coredns reports '$("$tmp/coredns" -version 2>&1 | head -1)', not CoreDNS-$COREDNS_VERSION"
+  expect_version "$tmp/coredns" "CoreDNS-$COREDNS_VERSION" -version
   plugins="$("$tmp/coredns" -plugins 2>&1)"
   for p in kubernetes forward cache errors health ready loop; do
     grep -qxE "[[:space:]]*(dns\.)?$p" <<<"$plugins" || die "coredns $v lacks the '$p' plugin"
@@ -358,7 +355,7 @@ build_pause() {
   rm -rf "$tmp" && mkdir -p "$tmp"
   gcc -static -O2 -Wall -Werror -DVERSION="v$tag" -o "$tmp/pause" "$src" \
     || die "step 'gcc pause.c' failed (above); the static libc comes from Debian libc6-dev"
-  [[ "$("$tmp/pause" -v)" == "pause.c v$tag" ]] || die "pause reports '$("$tmp/pause" -v)', not v$tag"
+  expect_version "$tmp/pause" "pause.c v$tag" -v
   echo "$tag" >"$tmp/pause.tag"   # the image tag kubelet expects: registry.k8s.io/pause:<tag>
   mkdir -p "$PAUSE_DIR/bin" && mv -f "$tmp/pause.tag" "$PAUSE_DIR/bin/pause.tag"
   install_built "$tmp" "$PAUSE_DIR/bin" "$KUBERNETES_VERSION" pause

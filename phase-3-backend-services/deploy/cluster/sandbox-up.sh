@@ -29,27 +29,11 @@ KEEP_RUNS=3
 GLOBAL_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory kernel.keys.root_maxkeys
   kernel.keys.root_maxbytes)
 
-ensure_host_packages() {
-  local missing=() tool
-  for tool in containerd runc buildah debootstrap iptables conntrack nsenter unshare setpriv curl; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-  done
-  [[ -x /usr/lib/cni/bridge ]] || missing+=(cni-plugins)
-  ((${#missing[@]} == 0)) && return 0
-  need apt-get "install ${missing[*]}"
-  log "installing Debian packages for the sandbox cluster (first run only): ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc \
-    containernetworking-plugins buildah debootstrap iptables conntrack util-linux curl >&2 \
-    || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends containerd runc containernetworking-plugins buildah debootstrap \
-      iptables conntrack util-linux curl >&2; } || die "step 'apt-get install' failed"
-}
-
 preflight() {
   [[ $EUID -eq 0 ]] || die "the sandbox cluster needs root (namespaces, mounts, cgroups)"
   [[ -e /sys/fs/cgroup/memory/cgroup.procs && -e /sys/fs/cgroup/cpu/cgroup.procs ]] \
     || die "cgroup v1 hierarchies (cpu, memory, ...) are not mounted under /sys/fs/cgroup"
-  ensure_host_packages
+  bash "$CLUSTER_DIR/install-host-packages.sh"
 }
 
 record_sysctls() {  # record_sysctls FILE
