@@ -81,3 +81,10 @@ def test_a_domain_error_is_a_clear_json_error() -> None:
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "prompt_over_budget"
     assert "too long for budget" in response.json()["error"]["message"]
+
+
+def test_the_openapi_tells_a_client_how_to_retry_a_generation(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/generate-lesson"]["post"]
+
+    assert {"200", "201", "422", "502", "503", "504"} <= set(operation["responses"])
+    assert "same `Idempotency-Key`" in operation["description"]

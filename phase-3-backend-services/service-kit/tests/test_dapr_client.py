@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,7 +12,9 @@ import respx
 from learnflow_service_kit.dapr_client import (
     DaprClient,
     EtagMismatch,
+    PlacementUnavailable,
     PublishFailed,
+    SharedProbe,
     SidecarUnavailable,
     StateStoreUnavailable,
     Upsert,
@@ -22,7 +26,7 @@ SIDECAR = "http://127.0.0.1:3500"
 @pytest.fixture
 async def dapr() -> AsyncIterator[DaprClient]:
     async with httpx.AsyncClient(base_url=SIDECAR) as http:
-        yield DaprClient(http, store="statestore", pubsub="pubsub")
+        yield DaprClient(lambda: http, store="statestore", pubsub="pubsub")
 
 
 @respx.mock
@@ -84,3 +88,86 @@ async def test_publish_sets_the_cloudevent_id_and_accepts_204(dapr: DaprClient) 
         await dapr.publish("topic", {"x": 1}, event_id="lesson-1")
 
     assert route.calls[0].request.url.params["metadata.cloudevent.id"] == "lesson-1"
+
+
+async def test_a_pool_that_hands_out_no_connection_is_replaced_and_liveness_tells() -> None:
+    pools: list[int] = []
+
+    def stuck(request: httpx.Request) -> httpx.Response:
+        raise httpx.PoolTimeout("no connection available")
+
+    def connect() -> httpx.AsyncClient:
+        pools.append(len(pools))
+        return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(stuck))
+
+    dapr = DaprClient(connect, store="statestore", pubsub="pubsub")
+    assert len(pools) == 2  # the main pool and the probes' own
+    for _ in range(3):
+        with pytest.raises(SidecarUnavailable, match="PoolTimeout"):
+            await dapr.get_state("k")
+
+    assert len(pools) == 3  # replaced after three in a row
+    assert dapr.wedged() is False  # not yet: the new pool gets its chance first
+    await dapr.aclose()
+
+
+@respx.mock
+async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(dapr: DaprClient) -> None:
+    async def held(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)  # daprd holds actor calls while placement is gone
+        return httpx.Response(200, json={})
+
+    respx.post(f"{SIDECAR}/v1.0/actors/A/x/method/M").mock(side_effect=held)
+    respx.get(f"{SIDECAR}/v1.0/metadata").respond(
+        200, json={"actorRuntime": {"placement": "placement: disconnected"}}
+    )
+    started = time.monotonic()
+
+    with pytest.raises(PlacementUnavailable):
+        await dapr.invoke_actor("A", "x", "M", {}, timeout=20)
+
+    assert time.monotonic() - started < 3
+
+
+@respx.mock
+async def test_the_failing_part_is_named_from_probes() -> None:
+    dapr = DaprClient(
+        lambda: httpx.AsyncClient(base_url=SIDECAR), "statestore", "pubsub", probe_shared_seconds=0
+    )
+    health = respx.get(f"{SIDECAR}/v1.0/healthz")
+    metadata = respx.get(f"{SIDECAR}/v1.0/metadata")
+    store = respx.get(f"{SIDECAR}/v1.0/state/statestore/readiness-probe")
+    connected = {"actorRuntime": {"placement": "placement: connected"}}
+
+    health.respond(204)
+    metadata.respond(200, json=connected)
+    store.respond(500)
+    assert await dapr.failing_part() == "state_store"
+
+    metadata.respond(200, json={"actorRuntime": {"placement": "placement: disconnected"}})
+    assert await dapr.failing_part() == "actor_placement"
+
+    health.mock(side_effect=httpx.ConnectError("refused"))
+    assert await dapr.failing_part() == "dapr_sidecar"
+
+    health.mock(side_effect=None)
+    health.respond(204)
+    metadata.respond(200, json=connected)
+    store.respond(204)
+    assert await dapr.failing_part() == "unknown"
+
+
+async def test_concurrent_callers_share_one_probe_until_it_is_stale() -> None:
+    calls = 0
+
+    async def probe() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    shared = SharedProbe(probe, max_age=0.05)
+    assert await asyncio.gather(*(shared.get() for _ in range(10))) == [1] * 10
+    assert await shared.get() == 1  # fresh enough
+    await asyncio.sleep(0.06)
+    assert await shared.get() == 2

@@ -18,6 +18,7 @@ class FakeSidecar:
         self.state: dict[str, tuple[Any, int]] = {}
         self.published: list[tuple[str, dict[str, Any], str]] = []
         self.broker_up = True
+        self.publish_attempts = 0
         self.lose_next_race = False
         self.rival_write: tuple[str, Any] | None = None
 
@@ -70,6 +71,7 @@ class FakeSidecar:
                 )
             return httpx.Response(204)
         if path.startswith("/v1.0/publish/pubsub/"):
+            self.publish_attempts += 1
             if not self.broker_up:
                 return httpx.Response(500, text="kafka down")
             topic = path.rsplit("/", 1)[1]
@@ -87,10 +89,12 @@ def sidecar() -> FakeSidecar:
 
 @pytest.fixture
 def outbox(sidecar: FakeSidecar) -> Outbox:
-    http = httpx.AsyncClient(
-        base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
-    )
-    return Outbox(DaprClient(http, store="statestore", pubsub="pubsub"))
+    def connect() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
+        )
+
+    return Outbox(DaprClient(connect, store="statestore", pubsub="pubsub"))
 
 
 EVENT = OutboxEvent("lesson-1", "lesson-generated", {"lesson_id": "lesson-1"})
@@ -166,3 +170,37 @@ async def test_a_rival_creating_the_shard_first_is_not_overwritten(
 
     shard = sidecar.state[outbox_shard_key(EVENT.event_id)][0]
     assert [e["event_id"] for e in shard["events"]] == [rival.event_id, EVENT.event_id]
+
+
+async def test_after_a_failed_publish_new_events_wait_for_the_backoff_not_the_broker(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    sidecar.broker_up = False
+    second = OutboxEvent("lesson-2", "lesson-generated", {"lesson_id": "lesson-2"})
+    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with(_write_lesson, second)
+
+    assert await outbox.publish_now(EVENT) is False
+    sidecar.broker_up = True
+    outbox.publish_soon(second)  # within the backoff: not even tried
+    await outbox.drain()
+    assert sidecar.published == []
+    assert outbox.backoff_seconds() > 0
+
+    assert await outbox.relay_once() == 2  # the relay publishes both once it runs
+    assert sidecar.pending() == 0
+
+
+async def test_a_relay_pass_stops_at_the_first_failed_publish(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    for n in range(5):
+        event = OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
+        await outbox.commit_with(_write_lesson, event)
+    sidecar.broker_up = False
+    attempts_before = sidecar.publish_attempts
+
+    assert await outbox.relay_once() == 0
+
+    assert sidecar.publish_attempts - attempts_before == 1
+    assert sidecar.pending() == 5

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from learnflow_stack import services
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.process import ManagedProcess
@@ -94,6 +94,18 @@ def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
     """The stored value of a Dapr state key, read straight from PostgreSQL (not through Dapr)."""
     row = pg.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
     return json.loads(bytes(row[0])) if row else None  # v2 keeps values as JSON bytes (bytea)
+
+
+def put_on_kafka(stack: Stack, topic: str, key: str, cloud_event: dict[str, Any]) -> None:
+    """Produce a CloudEvent straight onto Kafka with an independent producer (not through Dapr)."""
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    producer.produce(
+        topic,
+        key=key,
+        value=json.dumps(cloud_event).encode(),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert producer.flush(10) == 0
 
 
 TopicReader = Callable[[str, Callable[[dict[str, Any]], bool]], list[dict[str, Any]]]
@@ -176,3 +188,45 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float 
                 return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@dataclass
+class FaultRow:
+    fault: str
+    sent: int
+    statuses: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    server_p99_ms: float
+    events_expected: int
+    events_seen: int
+    copies: int
+    recovery_seconds: float
+
+
+FAULT_ROWS: list[FaultRow] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault suite's table (also in <runs dir>/fault-report.md): what each fault cost."""
+    if not FAULT_ROWS:
+        return
+    lines = [
+        "| fault | sent | answers | p50 ms | p99 ms | server p99 ms "
+        "| events expected / seen (distinct) | copies on topic | recovered in s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in FAULT_ROWS:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(row.statuses.items()))
+        lines.append(
+            f"| {row.fault} | {row.sent} | {answers} | {row.p50_ms:.0f} | {row.p99_ms:.0f} "
+            f"| {row.server_p99_ms:.0f} | {row.events_expected} / {row.events_seen} | {row.copies} "
+            f"| {row.recovery_seconds:.1f} |"
+        )
+    report = "\n".join(lines)
+    runs = os.environ["LEARNFLOW_RUNS_DIR"]
+    os.makedirs(runs, exist_ok=True)
+    with open(os.path.join(runs, "fault-report.md"), "w") as out:
+        out.write(report + "\n")
+    terminalreporter.write_sep("=", "fault suite")
+    terminalreporter.write_line(report)

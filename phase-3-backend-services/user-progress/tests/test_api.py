@@ -31,7 +31,7 @@ class InMemoryProgress:
 
     def _state(self, learner_id: str) -> Any:
         if self.down:
-            raise ServiceError(503, "progress_store_unavailable", "down")
+            raise ServiceError(503, "state_store_unavailable", "down")
         return self.learners.get(learner_id) or empty_progress(learner_id)
 
     async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus:
@@ -139,7 +139,7 @@ def test_a_store_outage_is_a_503_for_callers(
     progress.down = True
     response = client.get("/status", params={"learner_id": "ada"})
     assert response.status_code == 503
-    assert response.json()["error"]["code"] == "progress_store_unavailable"
+    assert response.json()["error"]["code"] == "state_store_unavailable"
 
 
 def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
@@ -167,3 +167,23 @@ def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress
     accepted = client.post("/events/lesson-generated", json=_lesson_event(), headers=sidecar)
     assert accepted.json() == {"status": "SUCCESS"}
     assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 1
+
+
+def test_every_answer_says_how_long_the_service_took_and_is_counted(client: TestClient) -> None:
+    response = client.get("/status", params={"learner_id": "ada"})
+    refused = client.get("/status", params={"learner_id": "not ok!"})
+
+    for answer in (response, refused):
+        name, duration = answer.headers["server-timing"].split(";dur=")
+        assert name == "app"
+        assert 0 < float(duration) < 5000
+    metrics = client.get("/metrics").text
+    assert 'http_requests_total{method="GET",route="/status",status="200"}' in metrics
+    assert 'http_requests_total{method="GET",route="/status",status="422"}' in metrics
+
+
+def test_the_openapi_tells_a_client_when_and_how_to_retry(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/update-progress"]["post"]
+
+    assert {"200", "422", "429", "503", "504"} <= set(operation["responses"])
+    assert "same `attempt_id`" in operation["description"]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from learnflow_contracts.identifiers import Identifier
-from learnflow_service_kit.errors import ServiceError
+from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.lesson_record import LessonPage, LessonRecord, LessonResponse
@@ -38,7 +38,19 @@ IdempotencyKey = Annotated[
     "/generate-lesson",
     response_model=LessonResponse,
     status_code=201,
-    responses={200: {"model": LessonResponse, "description": "Served from the cache"}},
+    description=(
+        "Answers within the LLM's time plus 5 s. A 503 naming a part (`state_store_unavailable`, "
+        "`actor_placement_unavailable`, `dapr_sidecar_unavailable`, `llm_unavailable`, ...) or a "
+        "504 may come after the lesson was stored: retry with the **same `Idempotency-Key`** "
+        "(and body) to get that lesson instead of a new one. A stored lesson's "
+        "`lesson-generated` event is always published, even if Kafka is down at the time."
+    ),
+    responses={
+        200: {"model": LessonResponse, "description": "Served from the cache"},
+        502: ERROR_RESPONSE,
+        503: ERROR_RESPONSE,
+        504: ERROR_RESPONSE,
+    },
 )
 async def generate_lesson(
     body: GenerateLessonRequest,
@@ -51,7 +63,7 @@ async def generate_lesson(
     return LessonResponse(**result.record.model_dump(), from_cache=not result.created)
 
 
-@router.get("/lessons", response_model=LessonPage)
+@router.get("/lessons", response_model=LessonPage, responses={503: ERROR_RESPONSE})
 async def list_lessons(
     store: Store,
     learner_id: Annotated[Identifier, Query()],
@@ -63,7 +75,11 @@ async def list_lessons(
     return LessonPage(items=records, next_cursor=next_cursor)
 
 
-@router.get("/lessons/{lesson_id}", response_model=LessonRecord)
+@router.get(
+    "/lessons/{lesson_id}",
+    response_model=LessonRecord,
+    responses={404: ERROR_RESPONSE, 503: ERROR_RESPONSE},
+)
 async def get_lesson(store: Store, lesson_id: Annotated[Identifier, Path()]) -> LessonRecord:
     record = await store.get(lesson_id)
     if record is None:

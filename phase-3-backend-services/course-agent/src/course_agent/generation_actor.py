@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from dapr.actor import Actor, ActorInterface, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
+from learnflow_service_kit.actor_turns import ActorTurns
 
 from course_agent.domain.errors import CourseAgentError
 from course_agent.domain.prompt import RenderedPrompt
@@ -36,12 +37,22 @@ class LessonGenerationActorInterface(ActorInterface):
 
 class LessonGenerationActor(Actor, LessonGenerationActorInterface):
     def __init__(
-        self, ctx: ActorRuntimeContext, actor_id: ActorId, generate_once: GenerateOnce
+        self,
+        ctx: ActorRuntimeContext,
+        actor_id: ActorId,
+        generate_once: GenerateOnce,
+        turns: ActorTurns,
     ) -> None:
         super().__init__(ctx, actor_id)
         self._generate_once = generate_once
+        self._turns = turns
 
     async def generate(self, job: dict[str, Any]) -> dict[str, Any]:
+        # A turn of our own: daprd hands the turn on when a caller gives up, and two
+        # generations for one cache key would mean two LLM calls.
+        return await self._turns.run(self.id.id, lambda: self._generate(job))
+
+    async def _generate(self, job: dict[str, Any]) -> dict[str, Any]:
         # Errors travel back as data: the SDK would flatten an exception into an opaque 500.
         try:
             record, created = await self._generate_once(

@@ -11,8 +11,13 @@ from typing import Any
 
 import structlog
 from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.dapr_client import ActorCallFailed, DaprClient
-from learnflow_service_kit.errors import ServiceError
+from learnflow_service_kit.dapr_client import (
+    ActorCallFailed,
+    DaprClient,
+    PlacementUnavailable,
+    SidecarUnavailable,
+)
+from learnflow_service_kit.errors import ServiceError, dependency_failed
 from prometheus_client import Counter, Histogram
 
 from course_agent.domain.cache_key import lesson_cache_key
@@ -27,6 +32,8 @@ from course_agent.llm.port import LessonGenerator
 from course_agent.progress_source import ProgressSource, ProgressUnavailable
 
 PROMPT_ID = "lesson"
+# A generation may have been stored although its caller was told it failed: the retry finds it.
+_RETRY_HINT = "retry later (with the same Idempotency-Key to get the lesson if it was stored)"
 
 log = structlog.get_logger()
 PERSONALIZATION = Counter(
@@ -154,14 +161,11 @@ class LessonService:
             answer = await self._dapr.invoke_actor(
                 ACTOR_TYPE, cache_key, "Generate", job, timeout=self._actor_timeout
             )
-        except ActorCallFailed as failure:
-            log.warning("lesson generation actor failed", status=failure.status)
-            raise ServiceError(
-                503,
-                "generation_unavailable",
-                "lesson generation is temporarily unavailable; retry later",
-                headers={"Retry-After": "5"},
-            ) from failure
+        except PlacementUnavailable as failure:
+            raise dependency_failed("actor_placement", _RETRY_HINT) from failure
+        except (ActorCallFailed, SidecarUnavailable) as failure:
+            log.warning("lesson generation actor failed", error=str(failure))
+            raise dependency_failed(await self._dapr.failing_part(), _RETRY_HINT) from failure
         if "error" in answer:
             error = answer["error"]
             raise ServiceError(

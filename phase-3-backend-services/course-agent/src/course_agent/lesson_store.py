@@ -77,7 +77,8 @@ class LessonStore:
     async def save_new(self, record: LessonRecord, cache_key: str) -> None:
         """Store the lesson, index it, point the cache at it and stage its event — atomically.
 
-        Then publish the event at once; if the broker is down the outbox relay publishes it later.
+        Then publish the event in the background; if the broker is down the outbox relay
+        publishes it later.
         """
         index_key = learner_index_key(record.learner_id)
         entry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
@@ -106,7 +107,7 @@ class LessonStore:
             data=record.generated_event().model_dump(mode="json"),
         )
         await self._outbox.commit_with(operations, event)
-        await self._outbox.publish_now(event)
+        self._outbox.publish_soon(event)
 
     async def page(
         self, learner_id: str, topic: str | None, cursor: str | None, limit: int

@@ -10,6 +10,7 @@ from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
+from learnflow_service_kit.actor_turns import ActorTurns
 from learnflow_service_kit.app import install_service_plumbing, sidecar_client
 from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.outbox import Outbox, run_relay
@@ -60,8 +61,10 @@ def create_app(
         actor_timeout_seconds=settings.actor_call_timeout_seconds,
     )
 
+    turns = ActorTurns()
+
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LessonGenerationActor:
-        return LessonGenerationActor(ctx, actor_id, service.generate_once)
+        return LessonGenerationActor(ctx, actor_id, service.generate_once, turns)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +75,7 @@ def create_app(
         stop.set()
         with suppress(asyncio.CancelledError):
             await relay
+        await outbox.drain()
         await lesson_generator.aclose()
         await dapr.aclose()
 

@@ -17,8 +17,15 @@ from learnflow_service_kit.observability import install_metrics
 
 
 def sidecar_client(dapr_http_port: int) -> DaprClient:
-    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{dapr_http_port}", timeout=5.0)
-    return DaprClient(http, store=STATESTORE, pubsub=PUBSUB)
+    def connect() -> httpx.AsyncClient:
+        # Waiting for a free connection is bounded too: a full pool is an error, not a hang.
+        return httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{dapr_http_port}",
+            timeout=httpx.Timeout(5.0, pool=2.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    return DaprClient(connect, store=STATESTORE, pubsub=PUBSUB)
 
 
 def install_service_plumbing(
@@ -27,7 +34,8 @@ def install_service_plumbing(
     expected_errors: Sequence[type[Exception]] = (),
     dapr_app_token: SecretStr | None = None,
 ) -> None:
-    """Error handlers, /metrics, /healthz and /readyz (ready = sidecar and state store answer),
+    """Error handlers, /metrics, /healthz (fails when the sidecar client is wedged beyond
+    repair) and /readyz (ready = sidecar and state store answer),
     and, with ``dapr_app_token``, the guard that lets only the sidecar call the Dapr routes.
 
     ``expected_errors``: the service's own error classes shaped as ``errors.ExpectedError``.
@@ -38,6 +46,7 @@ def install_service_plumbing(
     install_metrics(app)
     app.include_router(
         health_router(
-            {"dapr_sidecar": dapr.sidecar_healthy, "state_store": dapr.state_store_reachable}
+            {"dapr_sidecar": dapr.sidecar_healthy, "state_store": dapr.state_store_reachable},
+            wedged=dapr.wedged,
         )
     )

@@ -8,10 +8,11 @@ the token comes from the Secret named by the pod's ``dapr.io/app-token-secret`` 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from learnflow_service_kit.errors import error_body
 
@@ -26,21 +27,28 @@ def is_dapr_route(path: str) -> bool:
 
 def require_dapr_app_token(app: FastAPI, token: str) -> None:
     """Answers 401 to a call of a Dapr route that does not carry ``token``."""
-    expected = token.encode()
+    app.add_middleware(DaprAppTokenGuard, token=token)
 
-    @app.middleware("http")
-    async def check_dapr_app_token(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if is_dapr_route(request.url.path):
-            given = request.headers.get(DAPR_TOKEN_HEADER, "").encode()
-            if not hmac.compare_digest(given, expected):
-                return JSONResponse(
+
+class DaprAppTokenGuard:
+    """Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_dapr_route(scope["path"]):
+            given = Headers(scope=scope).get(DAPR_TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(given, self._expected):
+                refusal = JSONResponse(
                     status_code=401,
                     content=error_body(
                         "dapr_app_token_invalid",
-                        f"{request.url.path} is called by the Dapr sidecar only "
+                        f"{scope['path']} is called by the Dapr sidecar only "
                         f"(missing or wrong {DAPR_TOKEN_HEADER} header)",
                     ),
                 )
-        return await call_next(request)
+                await refusal(scope, receive, send)
+                return
+        await self._app(scope, receive, send)

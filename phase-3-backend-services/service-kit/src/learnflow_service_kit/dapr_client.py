@@ -7,11 +7,30 @@ hosting actors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
+import structlog
+
+log = structlog.get_logger()
+
+# A publish that daprd has not confirmed by then is left to the outbox relay / actor reminder:
+# a frozen broker must not hold a request (or an actor turn) for long.
+PUBLISH_TIMEOUT_SECONDS = 1.5
+# How often a long actor call checks that the sidecar still has its placement connection:
+# without it daprd holds actor calls until the caller's timeout (measured: 10-18 s).
+PLACEMENT_CHECK_SECONDS = 1.0
+# Consecutive "no free connection" failures after which the connection pool is replaced, and
+# how long such a streak may last before the app declares itself not alive (see ``wedged``).
+_POOL_REBUILD_AFTER = 3
+_WEDGED_AFTER_SECONDS = 30.0
+_PROBE_TIMEOUT_SECONDS = 0.8
+
+FailingPart = Literal["dapr_sidecar", "actor_placement", "state_store", "unknown"]
 
 
 class SidecarUnavailable(RuntimeError):
@@ -34,6 +53,10 @@ class InvocationFailed(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class PlacementUnavailable(RuntimeError):
+    """The sidecar lost its placement connection, so no actor can be reached."""
 
 
 class ActorCallFailed(RuntimeError):
@@ -94,20 +117,88 @@ def _is_etag_failure(response: httpx.Response) -> bool:
     return ("etag" in text and "mismatch" in text) or "no item was updated" in text
 
 
+HttpFactory = Callable[[], httpx.AsyncClient]
+T = TypeVar("T")
+
+
+class SharedProbe(Generic[T]):
+    """Runs ``probe`` at most once per ``max_age`` seconds; concurrent callers share its answer."""
+
+    def __init__(self, probe: Callable[[], Awaitable[T]], max_age: float) -> None:
+        self._probe = probe
+        self._max_age = max_age
+        self._running: asyncio.Task[T] | None = None
+        self._started = 0.0
+
+    async def get(self) -> T:
+        stale = time.monotonic() - self._started >= self._max_age
+        if self._running is None or (self._running.done() and stale):
+            self._started = time.monotonic()
+            self._running = asyncio.ensure_future(self._probe())
+        return await asyncio.shield(self._running)
+
+
 class DaprClient:
-    def __init__(self, http: httpx.AsyncClient, store: str, pubsub: str) -> None:
-        self._http = http
+    """``connect`` makes the connection pool; it is called again to replace a pool that has
+    stopped handing out connections (the app then recovers by itself instead of answering 503
+    until restarted). Health probes use a pool of their own, so readiness tells the truth about
+    daprd even when the main pool is exhausted."""
+
+    def __init__(
+        self,
+        connect: HttpFactory,
+        store: str,
+        pubsub: str,
+        *,
+        probe_shared_seconds: float = PLACEMENT_CHECK_SECONDS,
+    ) -> None:
+        self._connect = connect
+        self._http = connect()
+        self._probe = connect()
         self.store = store
         self.pubsub = pubsub
+        self._pool_failures = 0
+        self._pool_failing_since: float | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        # Under a storm of slow or failing calls, one probe at a time answers them all.
+        self._recent_placement = SharedProbe(self.placement_connected, probe_shared_seconds)
+        self._recent_failing_part = SharedProbe(self._diagnose, probe_shared_seconds)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._probe.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._http.request(method, path, **kwargs)
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.PoolTimeout as error:
+            self._pool_exhausted()
+            raise SidecarUnavailable("Dapr sidecar: no free connection (PoolTimeout)") from error
         except (httpx.TransportError, httpx.TimeoutException) as error:
             raise SidecarUnavailable(f"Dapr sidecar unreachable: {type(error).__name__}") from error
+        self._pool_failures = 0
+        self._pool_failing_since = None
+        return response
+
+    def _pool_exhausted(self) -> None:
+        self._pool_failures += 1
+        if self._pool_failing_since is None:
+            self._pool_failing_since = time.monotonic()
+        if self._pool_failures % _POOL_REBUILD_AFTER == 0:
+            log.warning(
+                "replacing the connection pool to the Dapr sidecar", failures=self._pool_failures
+            )
+            old, self._http = self._http, self._connect()
+            # Calls still running on the old pool finish on it; close it once they are done.
+            closing = asyncio.ensure_future(_close_later(old))
+            self._retired.add(closing)
+            closing.add_done_callback(self._retired.discard)
+
+    def wedged(self) -> bool:
+        """True when no connection to daprd could be had for a while, pool rebuilds included:
+        the process cannot recover by itself (liveness fails, so it is restarted)."""
+        since = self._pool_failing_since
+        return since is not None and time.monotonic() - since > _WEDGED_AFTER_SECONDS
 
     # -- state -----------------------------------------------------------------------------
 
@@ -159,6 +250,7 @@ class DaprClient:
             f"/v1.0/publish/{self.pubsub}/{topic}",
             json=dict(data),
             params={"metadata.cloudevent.id": event_id},
+            timeout=PUBLISH_TIMEOUT_SECONDS,
         )
         if response.status_code not in (200, 204):
             raise PublishFailed(
@@ -176,11 +268,14 @@ class DaprClient:
         timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
     ) -> httpx.Response:
         try:
-            response = await self._http.get(
-                f"/v1.0/invoke/{app_id}/method/{method}", params=dict(params), timeout=timeout
+            response = await self._request(
+                "GET",
+                f"/v1.0/invoke/{app_id}/method/{method}",
+                params=dict(params),
+                timeout=timeout,
             )
-        except (httpx.TransportError, httpx.TimeoutException) as error:
-            raise InvocationFailed(f"invoking {app_id}/{method}: {type(error).__name__}") from error
+        except SidecarUnavailable as error:
+            raise InvocationFailed(f"invoking {app_id}/{method}: {error}") from error
         if response.status_code >= 500:
             raise InvocationFailed(
                 f"{app_id}/{method} answered {response.status_code}", response.status_code
@@ -196,29 +291,72 @@ class DaprClient:
         *,
         timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
     ) -> Any:
-        """Call an actor method; an actor runs one call at a time, on whichever replica hosts it."""
-        try:
-            response = await self._http.post(
-                f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}", json=data, timeout=timeout
+        """Call an actor method; an actor runs one call at a time, on whichever replica hosts it.
+
+        Raises PlacementUnavailable as soon as the sidecar reports its placement connection
+        lost, rather than waiting out ``timeout``; SidecarUnavailable when daprd does not answer
+        in time.
+        """
+        call = asyncio.ensure_future(
+            self._request(
+                "POST",
+                f"/v1.0/actors/{actor_type}/{actor_id}/method/{method}",
+                json=data,
+                timeout=timeout,
             )
-        except (httpx.TransportError, httpx.TimeoutException) as error:
-            raise SidecarUnavailable(
-                f"actor {actor_type} unreachable: {type(error).__name__}"
-            ) from error
+        )
+        while not call.done():
+            await asyncio.wait({call}, timeout=PLACEMENT_CHECK_SECONDS)
+            if not call.done() and await self._recent_placement.get() is False:
+                call.cancel()
+                raise PlacementUnavailable(
+                    f"actor {actor_type}: the Dapr sidecar has no placement connection"
+                )
+        response = call.result()
         if response.status_code != 200:
             raise ActorCallFailed(response.status_code, response.text)
         return response.json() if response.content else None
 
-    async def sidecar_healthy(self) -> bool:
+    async def _probe_get(self, path: str) -> httpx.Response | None:
         try:
-            response = await self._http.get("/v1.0/healthz", timeout=1.0)
+            return await self._probe.get(path, timeout=_PROBE_TIMEOUT_SECONDS)
         except (httpx.TransportError, httpx.TimeoutException):
-            return False
-        return response.status_code == 204
+            return None
+
+    async def sidecar_healthy(self) -> bool:
+        response = await self._probe_get("/v1.0/healthz")
+        return response is not None and response.status_code == 204
 
     async def state_store_reachable(self) -> bool:
-        try:
-            await self.get_state("readiness-probe")
-        except (SidecarUnavailable, StateStoreUnavailable):
-            return False
-        return True
+        response = await self._probe_get(f"/v1.0/state/{self.store}/readiness-probe")
+        return response is not None and response.status_code in (200, 204)
+
+    async def placement_connected(self) -> bool | None:
+        """What daprd says of its placement connection; None when daprd does not answer."""
+        response = await self._probe_get("/v1.0/metadata")
+        if response is None or response.status_code != 200:
+            return None
+        runtime = response.json().get("actorRuntime") or {}
+        return bool(runtime.get("placement") == "placement: connected")
+
+    async def failing_part(self) -> FailingPart:
+        """After a call failed or timed out: which part is to blame (probes run concurrently,
+        each bounded, so this adds under a second to an error answer; shared for a second)."""
+        return await self._recent_failing_part.get()
+
+    async def _diagnose(self) -> FailingPart:
+        healthy, placement, store = await asyncio.gather(
+            self.sidecar_healthy(), self.placement_connected(), self.state_store_reachable()
+        )
+        if not healthy:
+            return "dapr_sidecar"
+        if placement is False:
+            return "actor_placement"
+        if not store:
+            return "state_store"
+        return "unknown"
+
+
+async def _close_later(http: httpx.AsyncClient, after_seconds: float = 60.0) -> None:
+    await asyncio.sleep(after_seconds)
+    await http.aclose()

@@ -15,9 +15,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from learnflow_service_kit.dapr_client import SidecarUnavailable, StateStoreUnavailable
+from learnflow_service_kit.dapr_client import (
+    FailingPart,
+    SidecarUnavailable,
+    StateStoreUnavailable,
+)
 
 log = structlog.get_logger()
+
+
+# How routes document their error statuses in OpenAPI (``responses={503: ERROR_RESPONSE}``).
+ERROR_RESPONSE: dict[str, Any] = {"description": "A JSON error: `{error: {code, message}}`"}
 
 
 class ExpectedError(Protocol):
@@ -45,6 +53,30 @@ class ServiceError(Exception):
 
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+_FAILING_PARTS: dict[FailingPart, str] = {
+    "dapr_sidecar": "the Dapr sidecar does not answer",
+    "actor_placement": "the Dapr placement service is unreachable, so no actor can run",
+    "state_store": "the state store (PostgreSQL) does not answer",
+}
+
+
+def dependency_failed(part: FailingPart, retry_hint: str) -> ServiceError:
+    """The error for a failed or timed-out call, named after the part ``failing_part`` blamed."""
+    if part == "unknown":
+        return ServiceError(
+            504,
+            "deadline_exceeded",
+            f"no answer in time; {retry_hint}",
+            headers={"Retry-After": "2"},
+        )
+    return ServiceError(
+        503,
+        f"{part}_unavailable",
+        f"{_FAILING_PARTS[part]}; {retry_hint}",
+        headers={"Retry-After": "5"},
+    )
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

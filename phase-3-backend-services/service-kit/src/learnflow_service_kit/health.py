@@ -1,4 +1,5 @@
-"""/healthz says the process is alive; /readyz says its dependencies answer."""
+"""/healthz says the process is alive (Kubernetes restarts it otherwise); /readyz says its
+dependencies answer (traffic stops until they do)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from fastapi.responses import JSONResponse
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+def health_router(checks: Mapping[str, ReadinessCheck], wedged: Callable[[], bool]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        if wedged():
+            return JSONResponse(status_code=503, content={"status": "wedged"})
+        return JSONResponse(status_code=200, content={"status": "ok"})
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:

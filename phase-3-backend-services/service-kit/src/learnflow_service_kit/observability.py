@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -23,6 +23,8 @@ LATENCY = Histogram(
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
+    # httpx logs every request at INFO: one line per sidecar call is noise, and costs CPU.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -37,18 +39,47 @@ def configure_logging(level: str) -> None:
 
 
 def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def record(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        # The route template, not the raw path, keeps label cardinality bounded.
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        return response
+    app.add_middleware(RequestMetrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics:
+    """Request count and latency per route, and the ``Server-Timing`` header on every answer
+    (``app;dur=<ms>``: the time spent in the service, queueing before it excluded), so a client
+    can tell the service's deadline from its own network and connection overhead.
+
+    Plain ASGI middleware (Starlette's BaseHTTPMiddleware costs a task per request).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app fails before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"server-timing", took.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_note_status)
+        finally:
+            # The route template, not the raw path, keeps label cardinality bounded.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            REQUESTS.labels(method, route, str(status)).inc()

@@ -4,8 +4,10 @@ Why not Dapr's own transactional outbox: it publishes to an internal topic *befo
 so while Kafka is down the state transaction fails too, and we would have to refuse the write.
 Here a pending event is written in the same state transaction as the business data, into one of
 a few shard documents (Postgres v2 has no query API, so pending events must live under keys we
-can enumerate). After commit we try to publish at once; whatever is still pending is published
-by a periodic relay. Delivery is at-least-once with a stable CloudEvent id, so consumers dedupe.
+can enumerate). After commit the event is published in the background, off the request path (a
+frozen broker never slows an answer whose data is already committed); whatever is still pending
+is published by a periodic relay, which backs off while the broker fails. Delivery is
+at-least-once with a stable CloudEvent id, so consumers dedupe.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 
+from learnflow_service_kit.backoff import Backoff
 from learnflow_service_kit.dapr_client import (
     DaprClient,
     EtagMismatch,
@@ -56,8 +59,10 @@ def outbox_shard_key(event_id: str) -> str:
 
 
 class Outbox:
-    def __init__(self, dapr: DaprClient) -> None:
+    def __init__(self, dapr: DaprClient, backoff: Backoff | None = None) -> None:
         self._dapr = dapr
+        self._backoff = backoff or Backoff()
+        self._publishing: set[asyncio.Task[bool]] = set()
 
     async def commit_with(
         self, build: Callable[[], Awaitable[Sequence[Upsert]]], event: OutboxEvent
@@ -87,36 +92,71 @@ class Outbox:
                 await asyncio.sleep(random.uniform(0, 0.02))
         raise StateStoreUnavailable(f"state too contended around {shard_key}; retry later")
 
+    def publish_soon(self, event: OutboxEvent) -> None:
+        """After commit: publish in the background, unless the broker is failing lately (then
+        the relay publishes it once its backoff ends)."""
+        if not self._backoff.ready():
+            return
+        task = asyncio.ensure_future(self.publish_now(event))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def drain(self) -> None:
+        """Wait for background publishes (shutdown, tests)."""
+        await asyncio.gather(*self._publishing, return_exceptions=True)
+
     async def publish_now(self, event: OutboxEvent) -> bool:
         """Best-effort immediate delivery after commit; the relay covers any failure."""
         try:
             await self._dapr.publish(event.topic, event.data, event.event_id)
         except (PublishFailed, SidecarUnavailable) as error:
             PUBLISH_FAILURES.inc()
+            self._backoff.failed()
             log.warning(
                 "publish deferred to outbox relay", event_id=event.event_id, error=str(error)
             )
             return False
+        self._backoff.succeeded()
         PUBLISHED.labels(event.topic).inc()
-        await self._forget(outbox_shard_key(event.event_id), {event.event_id})
+        try:
+            await self._forget(outbox_shard_key(event.event_id), {event.event_id})
+        except (SidecarUnavailable, StateStoreUnavailable) as error:
+            # Published but still staged: the relay republishes it, consumers dedupe.
+            log.warning(
+                "outbox entry left for the relay", event_id=event.event_id, error=str(error)
+            )
         return True
 
+    def backoff_seconds(self) -> float:
+        return self._backoff.remaining()
+
     async def relay_once(self) -> int:
-        """Publish everything pending in every shard; returns how many were published."""
+        """Publish everything pending in every shard; returns how many were published.
+
+        The pass stops at the first failed publish: the broker is down, and every further
+        attempt would only cost a timeout and maybe a duplicate delivered later.
+        """
         published = 0
         pending = 0
+        broker_failing = False
         for shard in range(SHARDS):
             key = f"outbox-shard-{shard}"
             entry = await self._dapr.get_state(key)
             done: set[str] = set()
             for raw in entry.value["events"] if entry else []:
+                if broker_failing:
+                    pending += 1
+                    continue
                 event = OutboxEvent(raw["event_id"], raw["topic"], raw["data"])
                 try:
                     await self._dapr.publish(event.topic, event.data, event.event_id)
                 except (PublishFailed, SidecarUnavailable):
                     PUBLISH_FAILURES.inc()
+                    self._backoff.failed()
+                    broker_failing = True
                     pending += 1
                     continue
+                self._backoff.succeeded()
                 PUBLISHED.labels(event.topic).inc()
                 done.add(event.event_id)
             if done:
@@ -145,11 +185,13 @@ class Outbox:
 
 
 async def run_relay(outbox: Outbox, interval_seconds: float, stop: asyncio.Event) -> None:
-    """Relay loop for the app's lifespan; survives sidecar and broker outages."""
+    """Relay loop for the app's lifespan; survives sidecar and broker outages, and waits out
+    the publish backoff (1 s doubling to 15 s) while the broker fails."""
     while not stop.is_set():
         try:
             await outbox.relay_once()
         except (SidecarUnavailable, StateStoreUnavailable) as error:
             log.warning("outbox relay pass failed", error=str(error))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+            wait = max(interval_seconds, outbox.backoff_seconds())
+            await asyncio.wait_for(stop.wait(), timeout=wait)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
+from confluent_kafka import KafkaException
+from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_GENERATED_TOPIC
+
 from learnflow_stack import bench, services
+from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
+from learnflow_stack.paths import runs_root
 from learnflow_stack.process import StartError
 from learnflow_stack.stack import Stack
 
@@ -60,6 +67,46 @@ def demo(_: argparse.Namespace) -> int:
     return run_against_running_stack()
 
 
+def _running_stack_kafka() -> str | None:
+    """The Kafka bootstrap in the running stack's stack.json (found, like `demo` does, through
+    latest.json), or None when there is no running stack."""
+    latest = runs_root() / "latest.json"
+    try:
+        manifest = json.loads(latest.read_text())
+        run_manifest = json.loads((Path(manifest["run_dir"]) / "stack.json").read_text())
+        kafka = run_manifest["kafka"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+    return kafka if isinstance(kafka, str) and kafka else None
+
+
+def replay(args: argparse.Namespace) -> int:
+    brokers: str | None = args.brokers or _running_stack_kafka()
+    if not brokers:
+        print(
+            f"no running stack found ({runs_root() / 'latest.json'}); start one with `make run` "
+            "or pass --brokers HOST:PORT",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        count = replay_dead_letters(brokers)
+    except ReplayIncomplete as stopped:
+        print(f"replay incomplete ({stopped.replayed} replayed): {stopped}", file=sys.stderr)
+        return 1
+    except ValueError as refused:
+        print(f"replay refused: {refused}", file=sys.stderr)
+        return 1
+    except KafkaException as failure:
+        print(f"could not replay through Kafka at {brokers}: {failure}", file=sys.stderr)
+        return 1
+    print(
+        f"replayed {count} message(s) from {LESSON_GENERATED_DEADLETTER_TOPIC} "
+        f"onto {LESSON_GENERATED_TOPIC}"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="learnflow-stack")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +114,16 @@ def main() -> int:
     commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
         run=demo
     )
+    replaying = commands.add_parser(
+        "replay-dead-letters",
+        help="put the dead-lettered lesson-generated events not yet replayed back on the topic",
+    )
+    replaying.add_argument(
+        "--brokers",
+        metavar="HOST:PORT",
+        help="a loopback Kafka bootstrap (default: the running stack's, from its stack.json)",
+    )
+    replaying.set_defaults(run=replay)
     measure = commands.add_parser(
         "bench", help="start a private stack with an LLM stub, measure, print figures"
     )

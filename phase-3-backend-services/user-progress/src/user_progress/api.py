@@ -10,7 +10,7 @@ from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import SidecarUnavailable
-from learnflow_service_kit.errors import ServiceError
+from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -32,17 +32,37 @@ def gateway(request: Request) -> ProgressGateway:
 Gateway = Annotated[ProgressGateway, Depends(gateway)]
 
 
-@router.post("/update-progress", response_model=LearnerStatus)
+_RETRY_CONTRACT = (
+    "Answers within 3 s. 429 `too_many_pending_updates` or 503 `learner_busy`: nothing was "
+    "applied; retry after `Retry-After`. 503 naming a part (`state_store_unavailable`, "
+    "`actor_placement_unavailable`, `dapr_sidecar_unavailable`) or 504 `deadline_exceeded`: the "
+    "update may or may not have been applied; retry with the **same `attempt_id`**, which is "
+    "applied at most once, and the answer is the learner's status either way."
+)
+
+
+@router.post(
+    "/update-progress",
+    response_model=LearnerStatus,
+    description=_RETRY_CONTRACT,
+    responses={429: ERROR_RESPONSE, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
+)
 async def update_progress(update: ProgressUpdateRequest, progress: Gateway) -> LearnerStatus:
     return await progress.apply_update(update)
 
 
-@router.get("/status", response_model=LearnerStatus)
+@router.get(
+    "/status", response_model=LearnerStatus, responses={503: ERROR_RESPONSE, 504: ERROR_RESPONSE}
+)
 async def status(learner_id: LearnerId, progress: Gateway) -> LearnerStatus:
     return await progress.status(learner_id)
 
 
-@router.get("/status/projection", response_model=ProgressProjectionV1)
+@router.get(
+    "/status/projection",
+    response_model=ProgressProjectionV1,
+    responses={503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
+)
 async def projection(learner_id: LearnerId, progress: Gateway) -> ProgressProjectionV1:
     return await progress.projection(learner_id)
 

@@ -8,7 +8,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # How often an actor with unpublished progress-updated events retries publishing them.
     outbox_flush_seconds: float = Field(5.0, gt=0)
-    actor_call_timeout_seconds: float = Field(10.0, gt=0)
+    # Every progress call answers within this, faults included (see progress_gateway.py).
+    request_deadline_seconds: float = Field(3.0, ge=2.0)
+    # Updates in flight per learner (per replica) beyond which new ones get 429 at once.
+    max_pending_updates_per_learner: int = Field(16, ge=1)
     dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
     # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
     # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
