@@ -88,3 +88,10 @@ def test_the_openapi_tells_a_client_how_to_retry_a_generation(client: TestClient
 
     assert {"200", "201", "422", "502", "503", "504"} <= set(operation["responses"])
     assert "same `Idempotency-Key`" in operation["description"]
+
+
+def test_the_sidecars_routes_are_not_in_the_public_openapi(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    assert "/generate-lesson" in paths
+    assert [p for p in paths if p.startswith(("/actors", "/dapr", "/events"))] == []

@@ -236,11 +236,15 @@ create_secrets() {
       --from-file=LEARNFLOW_PG_CONNECTION=<(printf 'host=postgres.%s.svc.cluster.local port=5432 user=%s password=%s dbname=%s sslmode=disable' \
         "$NAMESPACE" "$PG_USER" "$app_password" "$PG_DATABASE")
   fi
-  # The token each sidecar sends its app (dapr.io/app-token-secret); the apps read the same
-  # Secret and refuse Dapr-route calls without it. Made once, kept across runs.
+  # The token each sidecar sends its app (dapr.io/app-token-secret; the apps refuse Dapr-route
+  # calls without it), and the one each app sends its sidecar (dapr.io/api-token-secret; daprd
+  # refuses API calls without it). Made once, kept across runs.
+  # No trailing newline: each value travels as an HTTP header as it is.
   if ! kc get secret dapr-app-token >/dev/null 2>&1; then
-    # No trailing newline: daprd sends the value as an HTTP header as it is.
     kc create secret generic dapr-app-token --from-file=token=<(printf '%s' "$(random_password)")
+  fi
+  if ! kc get secret dapr-api-token >/dev/null 2>&1; then
+    kc create secret generic dapr-api-token --from-file=token=<(printf '%s' "$(random_password)")
   fi
   if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
     kc create secret generic course-agent-llm \

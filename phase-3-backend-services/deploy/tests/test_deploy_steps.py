@@ -243,9 +243,9 @@ def test_fresh_secrets_give_the_apps_their_own_role(stub_bin: Path, tmp_path: Pa
         f"password={credentials['LEARNFLOW_APP_PASSWORD']} dbname=learnflow sslmode=disable"
     )
     assert "course-agent-llm" in (tmp_path / "kubectl.log").read_text()
-    app_token = secrets["dapr-app-token"]["token"]
-    assert len(app_token) == 32
-    assert app_token.isalnum()
+    app_token, api_token = secrets["dapr-app-token"]["token"], secrets["dapr-api-token"]["token"]
+    assert app_token != api_token
+    assert all(len(token) == 32 and token.isalnum() for token in (app_token, api_token))
     # The values reach kubectl through pipes: no command line carries one.
     command_lines = [
         line
@@ -261,7 +261,9 @@ def test_existing_credentials_are_kept(stub_bin: Path, tmp_path: Path) -> None:
         'step "secrets" create_secrets\n',
         stub_bin,
         tmp_path,
-        STUB_SECRETS="postgres-credentials learnflow-secrets course-agent-llm dapr-app-token",
+        STUB_SECRETS=(
+            "postgres-credentials learnflow-secrets course-agent-llm dapr-app-token dapr-api-token"
+        ),
         STUB_CREDENTIAL_KEYS='{"LEARNFLOW_APP_PASSWORD":"eA==","POSTGRES_PASSWORD":"eQ=="}',
         STUB_PVCS="data-postgres-0",
     )

@@ -19,6 +19,7 @@ class FakeSidecar:
         self.published: list[tuple[str, dict[str, Any], str]] = []
         self.broker_up = True
         self.publish_attempts = 0
+        self.keys: list[str | None] = []
         self.lose_next_race = False
         self.rival_write: tuple[str, Any] | None = None
 
@@ -78,6 +79,7 @@ class FakeSidecar:
             self.published.append(
                 (topic, json.loads(request.content), request.url.params["metadata.cloudevent.id"])
             )
+            self.keys.append(request.url.params.get("metadata.partitionKey"))
             return httpx.Response(204)
         return httpx.Response(404)
 
@@ -204,3 +206,14 @@ async def test_a_relay_pass_stops_at_the_first_failed_publish(
 
     assert sidecar.publish_attempts - attempts_before == 1
     assert sidecar.pending() == 5
+
+
+async def test_the_relay_publishes_with_the_stored_partition_key(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    keyed = OutboxEvent("lesson-9", "lesson-generated", {"lesson_id": "lesson-9"}, "ada")
+    await outbox.commit_with(_write_lesson, keyed)
+
+    assert await outbox.relay_once() == 1
+
+    assert sidecar.keys == ["ada"]

@@ -85,9 +85,12 @@ def sidecar_address(pod: dict[str, Any]) -> str:
 
 
 def sidecar_metadata(sandbox: Sandbox, pod: str, app: str) -> dict[str, Any]:
+    # The app container has daprd's API token (DAPR_API_TOKEN), which the metadata API needs.
     script = (
-        "import urllib.request; url = 'http://127.0.0.1:3500/v1.0/metadata'; "
-        "print(urllib.request.urlopen(url, timeout=5).read().decode())"
+        "import os, urllib.request; url = 'http://127.0.0.1:3500/v1.0/metadata'; "
+        "token = {'dapr-api-token': os.environ['DAPR_API_TOKEN']}; "
+        "request = urllib.request.Request(url, headers=token); "
+        "print(urllib.request.urlopen(request, timeout=5).read().decode())"
     )
     metadata: dict[str, Any] = json.loads(
         sandbox.kubectl("exec", pod, "-c", app, "--", "python", "-c", script)

@@ -60,6 +60,10 @@ def llm_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmStub]:
     process.stop()
 
 
+# Small enough for a test to spend it; no other test makes this many lessons for one learner.
+LLM_LESSONS_PER_HOUR = 25
+
+
 @pytest.fixture(scope="session")
 def stack(llm_stub: LlmStub) -> Iterator[Stack]:
     agent_env = {
@@ -69,6 +73,7 @@ def stack(llm_stub: LlmStub) -> Iterator[Stack]:
         "COURSE_AGENT_LLM_TIMEOUT_SECONDS": "3",
         "COURSE_AGENT_LLM_MAX_RETRIES": "0",
         "COURSE_AGENT_OUTBOX_RELAY_SECONDS": "1",
+        "COURSE_AGENT_LLM_LESSONS_PER_LEARNER_PER_HOUR": str(LLM_LESSONS_PER_HOUR),
     }
     progress_env = {"USER_PROGRESS_OUTBOX_FLUSH_SECONDS": "1"}
     with Stack(
@@ -128,14 +133,22 @@ def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int
             time.sleep(0.5)
 
 
+@dataclass(frozen=True)
+class KafkaRecord:
+    key: str | None
+    partition: int
+    event: dict[str, Any]  # the value: a Dapr CloudEvent
+
+
+RecordReader = Callable[[str, Callable[[dict[str, Any]], bool]], list[KafkaRecord]]
+
+
 @pytest.fixture(scope="session")
-def read_topic(stack: Stack) -> TopicReader:
-    """Everything now on a Kafka topic that ``matches``, read by an independent Kafka client.
+def read_records(stack: Stack) -> RecordReader:
+    """Everything now on a Kafka topic whose CloudEvent ``matches``, read by an independent
+    Kafka client, with each message's key and partition. A topic not there yet reads as empty."""
 
-    Values are Dapr CloudEvents (JSON). A topic that does not exist yet reads as empty.
-    """
-
-    def read(topic: str, matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    def read(topic: str, matches: Callable[[dict[str, Any]], bool]) -> list[KafkaRecord]:
         consumer = Consumer(
             {
                 "bootstrap.servers": stack.kafka_bootstrap,
@@ -153,7 +166,7 @@ def read_topic(stack: Stack) -> TopicReader:
                 if high > low:
                     ends[partition] = high
             consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            found: list[dict[str, Any]] = []
+            found: list[KafkaRecord] = []
             deadline = time.monotonic() + 30
             while ends and time.monotonic() < deadline:
                 message = consumer.poll(0.5)
@@ -161,12 +174,25 @@ def read_topic(stack: Stack) -> TopicReader:
                     continue
                 event = json.loads(message.value())
                 if matches(event):
-                    found.append(event)
+                    key = message.key()
+                    found.append(
+                        KafkaRecord(key.decode() if key else None, message.partition(), event)
+                    )
                 if message.offset() + 1 >= ends.get(message.partition(), 0):
                     ends.pop(message.partition(), None)
             return found
         finally:
             consumer.close()
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def read_topic(read_records: RecordReader) -> TopicReader:
+    """The CloudEvents now on a Kafka topic that ``matches`` (see ``read_records``)."""
+
+    def read(topic: str, matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [record.event for record in read_records(topic, matches)]
 
     return read
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import psycopg
-from learnflow_contracts.names import LESSON_GENERATED_TOPIC
+from course_agent.llm_budget import budget_key, budget_window
+from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PROGRESS_UPDATED_TOPIC
 from learnflow_stack.stack import Stack
 
-from .conftest import LlmStub, TopicReader, eventually, state_row
+from .conftest import (
+    LLM_LESSONS_PER_HOUR,
+    LlmStub,
+    RecordReader,
+    TopicReader,
+    eventually,
+    state_row,
+)
 
 
 def _learner() -> str:
@@ -211,3 +220,62 @@ def test_concurrent_lessons_for_a_new_learner_are_all_listed(stack: Stack) -> No
 
     assert len(created) == len(topics)
     assert {item["lesson_id"] for item in listed["items"]} == created
+
+
+def test_a_learners_events_carry_the_learner_as_kafka_key_so_they_stay_in_order(
+    stack: Stack, read_records: RecordReader
+) -> None:
+    learner = _learner()
+    lesson_ids = {
+        _generate(stack, learner_id=learner, topic=f"Ordering {n}").json()["lesson_id"]
+        for n in range(3)
+    }
+    update = {
+        "learner_id": learner,
+        "lesson_id": sorted(lesson_ids)[0],
+        "attempt_id": uuid.uuid4().hex,
+        "kind": "started",
+        "occurred_at": "2026-12-03T10:00:00Z",
+    }
+    progress_url = f"{stack.app('user-progress').url}/update-progress"
+    assert httpx.post(progress_url, json=update, timeout=10).status_code == 200
+
+    def learners_records(topic: str, count: int) -> list[Any]:
+        def mine(event: dict[str, Any]) -> bool:
+            data = event.get("data", {})
+            return learner in (data.get("learner_id"), data.get("projection", {}).get("learner_id"))
+
+        found = read_records(topic, mine)
+        return found if len({r.event["id"] for r in found}) >= count else []
+
+    lessons = eventually(lambda: learners_records(LESSON_GENERATED_TOPIC, 3), timeout=30)
+    progress = eventually(lambda: learners_records(PROGRESS_UPDATED_TOPIC, 1), timeout=30)
+    for records in (lessons, progress):
+        assert {r.key for r in records} == {learner}
+        assert len({r.partition for r in records}) == 1
+
+
+def test_a_learner_gets_a_limited_number_of_new_lessons_an_hour_across_replicas(
+    stack: Stack, pg: psycopg.Connection[Any], llm_stub: LlmStub
+) -> None:
+    for _ in range(2):  # a second go only if the clock hour turned during the first
+        window, _ = budget_window(datetime.now(UTC))
+        learner = _learner()
+        made = [
+            _generate(stack, replica=n % 2, learner_id=learner, topic=f"Budget {n}").status_code
+            for n in range(LLM_LESSONS_PER_HOUR)
+        ]
+        calls_before = llm_stub.calls()
+        refused = _generate(stack, replica=1, learner_id=learner, topic="One too many")
+        cached = _generate(stack, replica=0, learner_id=learner, topic="Budget 0")
+        if budget_window(datetime.now(UTC))[0] == window:
+            break
+
+    assert made == [201] * LLM_LESSONS_PER_HOUR
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "llm_budget_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+    assert llm_stub.calls() == calls_before  # refused before the LLM was called
+    assert cached.status_code == 200  # what was generated is still served
+    spent = state_row(pg, f"course-agent||{budget_key(learner, window)}")
+    assert spent == {"spent": LLM_LESSONS_PER_HOUR}

@@ -29,6 +29,7 @@ def test_state_saved_through_daprd_is_a_postgres_row(
     saved = httpx.post(
         f"{agent.sidecar.http_url}/v1.0/state/statestore",
         json=[{"key": key, "value": value}],
+        headers=agent.sidecar.api_headers,
         timeout=10,
     )
 
@@ -59,6 +60,7 @@ def test_message_published_by_one_sidecar_reaches_the_other_app_and_kafka(
     published = httpx.post(
         f"{agent.sidecar.http_url}/v1.0/publish/pubsub/{LESSON_GENERATED_TOPIC}",
         json=event,
+        headers=agent.sidecar.api_headers,
         timeout=10,
     )
 
@@ -86,7 +88,9 @@ def test_service_invocation_between_sidecars_uses_sqlite_name_resolution(stack: 
     agent = stack.app("course-agent")
 
     answer = httpx.get(
-        f"{agent.sidecar.http_url}/v1.0/invoke/user-progress/method/healthz", timeout=10
+        f"{agent.sidecar.http_url}/v1.0/invoke/user-progress/method/healthz",
+        headers=agent.sidecar.api_headers,
+        timeout=10,
     )
 
     assert answer.status_code == 200
@@ -171,3 +175,14 @@ def test_everything_listens_on_loopback_only(stack: Stack) -> None:
     }
     assert len(listening) > 10
     assert off_loopback <= known_wildcards, off_loopback - known_wildcards
+
+
+def test_only_a_caller_with_the_api_token_reaches_daprd(stack: Stack) -> None:
+    """daprd runs with a per-run DAPR_API_TOKEN: the apps send it; anyone else gets 401."""
+    sidecar = stack.app("user-progress").sidecar
+    url = f"{sidecar.http_url}/v1.0/state/statestore/any-key"
+
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(url, headers={"dapr-api-token": "guess"}, timeout=10).status_code == 401
+    assert httpx.get(url, headers=sidecar.api_headers, timeout=10).status_code in (200, 204)
+    assert httpx.get(f"{sidecar.http_url}/v1.0/healthz", timeout=10).status_code == 204

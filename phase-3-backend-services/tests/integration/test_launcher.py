@@ -146,6 +146,7 @@ def test_existing_postgres_and_kafka_are_used_instead_of_private_ones(
         saved = httpx.post(
             f"{agent.sidecar.http_url}/v1.0/state/statestore",
             json=[{"key": key, "value": "via the second stack"}],
+            headers=agent.sidecar.api_headers,
             timeout=10,
         )
         assert saved.status_code == 204

@@ -187,3 +187,42 @@ def test_the_openapi_tells_a_client_when_and_how_to_retry(client: TestClient) ->
 
     assert {"200", "422", "429", "503", "504"} <= set(operation["responses"])
     assert "same `attempt_id`" in operation["description"]
+
+
+def test_the_sidecars_routes_are_not_in_the_public_openapi(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    assert "/update-progress" in paths
+    assert [p for p in paths if p.startswith(("/actors", "/dapr", "/events"))] == []
+
+
+def test_a_body_over_the_limit_is_a_413_before_any_handler_reads_it(client: TestClient) -> None:
+    huge = b'{"learner_id": "' + b"a" * 70_000 + b'"}'
+
+    declared = client.post("/update-progress", content=huge)
+    chunked = client.post("/update-progress", content=iter([huge[:40_000], huge[40_000:]]))
+
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+    # A body under the limit still reaches validation.
+    assert client.post("/update-progress", content=b"{}").status_code == 422
+
+
+def test_an_unexpected_error_is_a_generic_500_with_a_request_id_and_no_detail(
+    progress: InMemoryProgress,
+) -> None:
+    async def broken(learner_id: str) -> LearnerStatus:
+        raise RuntimeError("password=hunter2 in a stack frame")
+
+    progress.status = broken  # type: ignore[method-assign]
+    client = TestClient(create_app(Settings(), progress=progress), raise_server_exceptions=False)
+
+    response = client.get("/status", params={"learner_id": "ada"})
+
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    assert len(error["request_id"]) == 16
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text

@@ -15,7 +15,9 @@ class Broker:
         self.attempts = 0
         self.published: list[str] = []
 
-    async def publish(self, topic: str, data: dict[str, Any], event_id: str) -> None:
+    async def publish(
+        self, topic: str, data: dict[str, Any], event_id: str, partition_key: str | None = None
+    ) -> None:
         self.attempts += 1
         if not self.up:
             raise RuntimeError("broker down")

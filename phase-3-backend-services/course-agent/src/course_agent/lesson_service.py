@@ -29,6 +29,7 @@ from course_agent.generation_actor import ACTOR_TYPE
 from course_agent.lesson_record import LessonRecord, Personalization
 from course_agent.lesson_store import IdempotencyRecord, LessonStore
 from course_agent.llm.port import LessonGenerator
+from course_agent.llm_budget import LlmBudget
 from course_agent.progress_source import ProgressSource, ProgressUnavailable
 
 PROMPT_ID = "lesson"
@@ -74,6 +75,7 @@ class LessonService:
         model: str,
         token_budget: int,
         actor_timeout_seconds: float,
+        budget: LlmBudget,
     ) -> None:
         self._dapr = dapr
         self._store = store
@@ -84,6 +86,7 @@ class LessonService:
         self._model = model
         self._budget = token_budget
         self._actor_timeout = actor_timeout_seconds
+        self._llm_budget = budget
 
     async def generate(
         self, request: GenerateLessonRequest, idempotency_key: str | None
@@ -185,6 +188,7 @@ class LessonService:
         if cached is not None:
             return cached, False
         lesson_request = GenerateLessonRequest.model_validate(request)
+        await self._llm_budget.spend(lesson_request.learner_id)
         with LLM_SECONDS.time():
             generated = await self._generator.generate(prompt)
         LLM_CALLS.labels(generated.model).inc()

@@ -105,6 +105,7 @@ class LessonStore:
             event_id=record.lesson_id,
             topic=LESSON_GENERATED_TOPIC,
             data=record.generated_event().model_dump(mode="json"),
+            partition_key=record.learner_id,
         )
         await self._outbox.commit_with(operations, event)
         self._outbox.publish_soon(event)

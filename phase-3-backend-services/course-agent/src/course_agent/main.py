@@ -12,6 +12,7 @@ from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 from learnflow_service_kit.actor_turns import ActorTurns
 from learnflow_service_kit.app import install_service_plumbing, sidecar_client
+from learnflow_service_kit.dapr_app_token import hide_dapr_routes
 from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.outbox import Outbox, run_relay
 
@@ -24,6 +25,7 @@ from course_agent.lesson_service import LessonService
 from course_agent.lesson_store import LessonStore
 from course_agent.llm.factory import build_lesson_generator
 from course_agent.llm.port import LessonGenerator
+from course_agent.llm_budget import LlmBudget
 from course_agent.progress_source import DaprProgressSource, ProgressSource
 from course_agent.settings import Settings
 
@@ -37,7 +39,7 @@ def create_app(
     """Adapters can be swapped (tests pass a generator or progress source); Dapr is real."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    dapr = sidecar_client(settings.dapr_http_port)
+    dapr = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
     outbox = Outbox(dapr)
     store = LessonStore(dapr, outbox, settings.cache_ttl_seconds, settings.idempotency_ttl_seconds)
     lesson_generator = generator or build_lesson_generator(
@@ -59,6 +61,7 @@ def create_app(
         model=settings.llm_model,
         token_budget=settings.prompt_token_budget,
         actor_timeout_seconds=settings.actor_call_timeout_seconds,
+        budget=LlmBudget(dapr, settings.llm_lessons_per_learner_per_hour),
     )
 
     turns = ActorTurns()
@@ -88,4 +91,5 @@ def create_app(
     )
     app.include_router(router)
     actors = DaprActor(app)
+    hide_dapr_routes(app)
     return app

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     prompts_dir: Path = _PHASE_DIR / "prompts"
     recordings_dir: Path = _PHASE_DIR / "evals" / "recordings"
     prompt_token_budget: int = Field(3000, ge=200)
+    # New lessons (LLM calls) per learner per clock hour, across replicas; cached ones are free.
+    llm_lessons_per_learner_per_hour: int = Field(30, ge=1)
     cache_ttl_seconds: int = Field(86400, ge=1)
     idempotency_ttl_seconds: int = Field(86400, ge=1)
     # The outer guard on a progress lookup; inside it, Dapr's resiliency policy gives each
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
     # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
     dapr_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("APP_API_TOKEN"))
+    # The token the app sends daprd on every call (daprd's DAPR_API_TOKEN; the Dapr SDK reads
+    # the same variable for the actor runtime's own calls).
+    dapr_api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DAPR_API_TOKEN"))
 
     @property
     def actor_call_timeout_seconds(self) -> float:

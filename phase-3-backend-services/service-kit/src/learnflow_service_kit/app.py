@@ -9,18 +9,24 @@ from fastapi import FastAPI
 from learnflow_contracts.names import PUBSUB, STATESTORE
 from pydantic import SecretStr
 
-from learnflow_service_kit.dapr_app_token import require_dapr_app_token
+from learnflow_service_kit.body_limit import BodySizeLimit
+from learnflow_service_kit.dapr_app_token import DAPR_TOKEN_HEADER, require_dapr_app_token
 from learnflow_service_kit.dapr_client import DaprClient
 from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import install_metrics
 
 
-def sidecar_client(dapr_http_port: int) -> DaprClient:
+def sidecar_client(dapr_http_port: int, dapr_api_token: SecretStr | None = None) -> DaprClient:
+    """``dapr_api_token``: daprd's ``DAPR_API_TOKEN``, sent on every call (daprd refuses any
+    call without it but its health checks)."""
+    headers = {DAPR_TOKEN_HEADER: dapr_api_token.get_secret_value()} if dapr_api_token else {}
+
     def connect() -> httpx.AsyncClient:
         # Waiting for a free connection is bounded too: a full pool is an error, not a hang.
         return httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{dapr_http_port}",
+            headers=headers,
             timeout=httpx.Timeout(5.0, pool=2.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
@@ -33,14 +39,17 @@ def install_service_plumbing(
     dapr: DaprClient,
     expected_errors: Sequence[type[Exception]] = (),
     dapr_app_token: SecretStr | None = None,
+    max_body_bytes: int = 64 * 1024,
 ) -> None:
     """Error handlers, /metrics, /healthz (fails when the sidecar client is wedged beyond
-    repair) and /readyz (ready = sidecar and state store answer),
-    and, with ``dapr_app_token``, the guard that lets only the sidecar call the Dapr routes.
+    repair) and /readyz (ready = sidecar and state store answer), a 413 for bodies over
+    ``max_body_bytes``, and, with ``dapr_app_token``, the guard that lets only the sidecar call
+    the Dapr routes.
 
     ``expected_errors``: the service's own error classes shaped as ``errors.ExpectedError``.
     """
     install_error_handlers(app, expected_errors)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     if dapr_app_token is not None:
         require_dapr_app_token(app, dapr_app_token.get_secret_value())
     install_metrics(app)

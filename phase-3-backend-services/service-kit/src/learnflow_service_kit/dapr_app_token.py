@@ -11,6 +11,7 @@ import hmac
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +24,18 @@ DAPR_ROUTE_PREFIXES = ("/dapr/", "/actors/", "/events/")
 
 def is_dapr_route(path: str) -> bool:
     return path.startswith(DAPR_ROUTE_PREFIXES)
+
+
+def hide_dapr_routes(app: FastAPI) -> None:
+    """Keep the sidecar's routes (the Dapr SDK's actor routes, subscription routes) out of the
+    public OpenAPI document: they are no part of the service's contract with its clients."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and (
+            is_dapr_route(route.path)
+            # the SDK also adds a /healthz of its own, shadowed by ours
+            or route.endpoint.__module__.startswith("dapr.")
+        ):
+            route.include_in_schema = False
 
 
 def require_dapr_app_token(app: FastAPI, token: str) -> None:

@@ -243,13 +243,21 @@ class DaprClient:
 
     # -- pub/sub ---------------------------------------------------------------------------
 
-    async def publish(self, topic: str, data: Mapping[str, Any], event_id: str) -> None:
-        """Publish ``data`` as a CloudEvent whose id is ``event_id`` (consumers dedupe on it)."""
+    async def publish(
+        self, topic: str, data: Mapping[str, Any], event_id: str, partition_key: str | None = None
+    ) -> None:
+        """Publish ``data`` as a CloudEvent whose id is ``event_id`` (consumers dedupe on it).
+
+        ``partition_key`` becomes the Kafka message key: events with the same key (a learner's)
+        land on one partition and are consumed in the order they were published."""
+        params = {"metadata.cloudevent.id": event_id}
+        if partition_key is not None:
+            params["metadata.partitionKey"] = partition_key
         response = await self._request(
             "POST",
             f"/v1.0/publish/{self.pubsub}/{topic}",
             json=dict(data),
-            params={"metadata.cloudevent.id": event_id},
+            params=params,
             timeout=PUBLISH_TIMEOUT_SECONDS,
         )
         if response.status_code not in (200, 204):

@@ -6,6 +6,7 @@ nothing leaks a stack trace.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
@@ -131,8 +132,20 @@ def _dependency_down_response(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _unexpected_response(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
-    return JSONResponse(status_code=500, content=error_body("internal_error", "internal error"))
+    # The details go to the log only, under an id the client can quote.
+    request_id = uuid.uuid4().hex[:16]
+    log.exception(
+        "unhandled error",
+        path=request.url.path,
+        error_type=type(exc).__name__,
+        request_id=request_id,
+    )
+    return JSONResponse(
+        status_code=500,
+        content=error_body(
+            "internal_error", f"internal error (request {request_id})", request_id=request_id
+        ),
+    )
 
 
 def install_error_handlers(app: FastAPI, expected: Sequence[type[Exception]] = ()) -> None:

@@ -48,9 +48,19 @@ class OutboxEvent:
     event_id: str
     topic: str
     data: dict[str, Any]
+    partition_key: str | None = None  # the Kafka key: one learner's events stay in order
 
     def as_json(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "topic": self.topic, "data": self.data}
+        return {
+            "event_id": self.event_id,
+            "topic": self.topic,
+            "data": self.data,
+            "partition_key": self.partition_key,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> OutboxEvent:
+        return cls(raw["event_id"], raw["topic"], raw["data"], raw.get("partition_key"))
 
 
 def outbox_shard_key(event_id: str) -> str:
@@ -108,7 +118,7 @@ class Outbox:
     async def publish_now(self, event: OutboxEvent) -> bool:
         """Best-effort immediate delivery after commit; the relay covers any failure."""
         try:
-            await self._dapr.publish(event.topic, event.data, event.event_id)
+            await self._dapr.publish(event.topic, event.data, event.event_id, event.partition_key)
         except (PublishFailed, SidecarUnavailable) as error:
             PUBLISH_FAILURES.inc()
             self._backoff.failed()
@@ -147,9 +157,11 @@ class Outbox:
                 if broker_failing:
                     pending += 1
                     continue
-                event = OutboxEvent(raw["event_id"], raw["topic"], raw["data"])
+                event = OutboxEvent.from_json(raw)
                 try:
-                    await self._dapr.publish(event.topic, event.data, event.event_id)
+                    await self._dapr.publish(
+                        event.topic, event.data, event.event_id, event.partition_key
+                    )
                 except (PublishFailed, SidecarUnavailable):
                     PUBLISH_FAILURES.inc()
                     self._backoff.failed()

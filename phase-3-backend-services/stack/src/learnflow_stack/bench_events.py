@@ -76,7 +76,12 @@ async def _publish_and_watch(target: Target, indices: range, deadline: float) ->
         async with publish_slots:
             sent = time.perf_counter()
             try:
-                expect(await target.client.post(url, json=event), 204)
+                expect(
+                    await target.client.post(
+                        url, json=event, headers=target.agent.sidecar.api_headers
+                    ),
+                    204,
+                )
             except REQUEST_FAILURES as error:
                 watched.publish_errors.append(describe(error))
                 return

@@ -126,7 +126,7 @@ class Workloads(Target):
         )
 
         async def read_state(_: int) -> None:
-            expect(await self.client.get(state_url), 200)
+            expect(await self.client.get(state_url, headers=self.agent.sidecar.api_headers), 200)
 
         async def hit(_: int) -> None:
             await self.generate(learner, "Cached topic", 200)

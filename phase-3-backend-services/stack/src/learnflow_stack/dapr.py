@@ -163,6 +163,12 @@ class Sidecar:
     def http_url(self) -> str:
         return f"http://{LOOPBACK}:{self.http_port}"
 
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """What a call to this daprd's API must carry: its DAPR_API_TOKEN."""
+        token = self.secrets_env.get("DAPR_API_TOKEN")
+        return {"dapr-api-token": token} if token else {}
+
     def argv(self) -> list[str]:
         require_sqlite_name_resolution(self.config_path)
         return [
@@ -207,7 +213,9 @@ class Sidecar:
         )
 
     def metadata(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.http_url}/v1.0/metadata", timeout=2.0)
+        response = httpx.get(
+            f"{self.http_url}/v1.0/metadata", headers=self.api_headers, timeout=2.0
+        )
         response.raise_for_status()
         metadata: dict[str, Any] = response.json()
         return metadata

@@ -82,6 +82,7 @@ class Stack:
         self.kafka_bootstrap = os.environ.get("LEARNFLOW_KAFKA_BROKERS", "")
         # daprd sends it on every call to its app; the apps refuse Dapr-route calls without it.
         self.app_token = secrets.token_urlsafe(32)
+        self.api_token = secrets.token_urlsafe(32)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class Stack:
             secrets_env={
                 "LEARNFLOW_PG_CONNECTION": self.pg_connection,
                 "APP_API_TOKEN": self.app_token,
+                "DAPR_API_TOKEN": self.api_token,
             },
             replica=suffix,
         )
@@ -184,6 +186,7 @@ class Stack:
                 "DAPR_HTTP_PORT": str(sidecar.http_port),
                 "DAPR_GRPC_PORT": str(sidecar.grpc_port),
                 "APP_API_TOKEN": self.app_token,
+                "DAPR_API_TOKEN": self.api_token,
                 "PYTHONUNBUFFERED": "1",
                 **spec.env,
             },

@@ -23,7 +23,9 @@ _REMEMBERED = 10_000  # event ids kept; older ones just risk one duplicate
 
 
 class EventPublisher(Protocol):
-    async def publish(self, topic: str, data: dict[str, Any], event_id: str) -> None: ...
+    async def publish(
+        self, topic: str, data: dict[str, Any], event_id: str, partition_key: str | None = None
+    ) -> None: ...
 
 
 class EventSender:
@@ -46,7 +48,9 @@ class EventSender:
 
     async def send(self, topic: str, entry: dict[str, Any]) -> bool:
         try:
-            await self._publisher.publish(topic, entry["data"], entry["event_id"])
+            await self._publisher.publish(
+                topic, entry["data"], entry["event_id"], entry.get("partition_key")
+            )
         except Exception as error:  # broker or sidecar down: the reminder retries
             self._backoff.failed()
             log.warning("progress-updated publish deferred", error=str(error))

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from learnflow_service_kit.actor_turns import ActorTurns
 from learnflow_service_kit.app import install_service_plumbing, sidecar_client
 from learnflow_service_kit.backoff import Backoff
+from learnflow_service_kit.dapr_app_token import hide_dapr_routes
 from learnflow_service_kit.observability import configure_logging
 
 from user_progress.api import router
@@ -27,10 +28,10 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    dapr = sidecar_client(settings.dapr_http_port)
+    dapr = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
     # The actors publish through a pool of their own: requests waiting for an actor's turn hold
     # connections of the main pool, and the turn they wait for must never wait for one of them.
-    actor_sidecar = sidecar_client(settings.dapr_http_port)
+    actor_sidecar = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
     turns = ActorTurns()
     events = EventSender(actor_sidecar, Backoff())
 
@@ -60,4 +61,5 @@ def create_app(
     install_service_plumbing(app, dapr, dapr_app_token=settings.dapr_app_token)
     app.include_router(router)
     actors = DaprActor(app)
+    hide_dapr_routes(app)
     return app

@@ -95,6 +95,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
             event = {
                 "event_id": f"progress-{request.learner_id}-{request.attempt_id}",
                 "data": progress_updated_event(request, result.state).model_dump(mode="json"),
+                "partition_key": request.learner_id,
             }
             await self._save(result.state, event)
             self._events.send_soon(PROGRESS_UPDATED_TOPIC, event)

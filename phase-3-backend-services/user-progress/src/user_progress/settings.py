@@ -16,3 +16,6 @@ class Settings(BaseSettings):
     # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
     # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
     dapr_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("APP_API_TOKEN"))
+    # The token the app sends daprd on every call (daprd's DAPR_API_TOKEN; the Dapr SDK reads
+    # the same variable for the actor runtime's own calls).
+    dapr_api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DAPR_API_TOKEN"))

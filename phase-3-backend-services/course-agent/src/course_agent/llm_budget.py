@@ -1,0 +1,80 @@
+"""A per-learner limit on lessons that reach the LLM (cache misses), per clock hour, shared by
+every replica: the count lives in the Dapr state store under the learner's key for the hour and
+is raised with an ETag check, so two replicas never both spend the last unit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+from learnflow_service_kit.dapr_client import (
+    DaprClient,
+    EtagMismatch,
+    StateStoreUnavailable,
+    Upsert,
+)
+from prometheus_client import Counter
+
+from course_agent.domain.errors import CourseAgentError
+
+REFUSED = Counter("lesson_llm_budget_refusals_total", "Generations refused by the LLM budget")
+_CAS_ATTEMPTS = 20
+
+
+class LlmBudgetExceeded(CourseAgentError):
+    http_status: ClassVar[int] = 429
+    code: ClassVar[str] = "llm_budget_exceeded"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+def budget_window(now: datetime) -> tuple[str, int]:
+    """The clock hour ``now`` falls in (as a key suffix), and whole seconds until it ends."""
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    left = (start + timedelta(hours=1) - now.astimezone(UTC)).total_seconds()
+    return start.strftime("%Y%m%d%H"), max(1, int(left) + (left % 1 > 0))
+
+
+def budget_key(learner_id: str, window: str) -> str:
+    return f"llm-budget-{learner_id}-{window}"
+
+
+class LlmBudget:
+    def __init__(self, dapr: DaprClient, per_hour: int) -> None:
+        self._dapr = dapr
+        self._per_hour = per_hour
+
+    async def spend(self, learner_id: str) -> None:
+        """Count one LLM generation for the learner, or raise LlmBudgetExceeded."""
+        window, seconds_left = budget_window(datetime.now(UTC))
+        key = budget_key(learner_id, window)
+        for _ in range(_CAS_ATTEMPTS):
+            entry = await self._dapr.get_state(key)
+            spent = int(entry.value["spent"]) if entry else 0
+            if spent >= self._per_hour:
+                REFUSED.inc()
+                raise LlmBudgetExceeded(
+                    f"learner_id: {self._per_hour} new lessons an hour at most; "
+                    "lessons already generated are still served",
+                    seconds_left,
+                )
+            counted = Upsert(
+                key,
+                {"spent": spent + 1},
+                etag=entry.etag if entry else None,
+                new_only=entry is None,
+                ttl_seconds=seconds_left + 60,
+            )
+            try:
+                await self._dapr.transact([counted])
+                return
+            except EtagMismatch:
+                await asyncio.sleep(random.uniform(0, 0.02))
+        raise StateStoreUnavailable(f"LLM budget of {learner_id} too contended; retry later")
