@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     # A port nothing listens on: any call that reached the sidecar would fail loudly.
-    return TestClient(create_app(Settings(dapr_http_port=9)))
+    return TestClient(create_app(Settings(dapr_http_port=9, AUTH_DISABLED=True)))
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,9 @@ def test_a_request_that_needs_the_sidecar_gets_a_clear_503(client: TestClient) -
 def test_a_domain_error_is_a_clear_json_error() -> None:
     # Progress is unreachable (no sidecar), so the lesson would be unpersonalised; even so the
     # prompt cannot fit a budget this small: PromptOverBudget, a CourseAgentError, is a 422.
-    tight = TestClient(create_app(Settings(dapr_http_port=9, prompt_token_budget=200)))
+    tight = TestClient(
+        create_app(Settings(dapr_http_port=9, prompt_token_budget=200, AUTH_DISABLED=True))
+    )
 
     response = tight.post("/generate-lesson", json={"learner_id": "ada", "topic": "Cats"})
 

@@ -246,6 +246,18 @@ create_secrets() {
   if ! kc get secret dapr-api-token >/dev/null 2>&1; then
     kc create secret generic dapr-api-token --from-file=token=<(printf '%s' "$(random_password)")
   fi
+  # End-user tokens: the apps verify them with AUTH_PUBLIC_KEY. This deploy makes a development
+  # signing key pair (the private half stays in its own Secret, for minting test and demo
+  # tokens); a production overlay sets AUTH_JWKS_URL to its identity provider instead.
+  if ! kc get secret learnflow-dev-signing-key >/dev/null 2>&1; then
+    local signing_key public_key
+    signing_key="$(openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null)"
+    public_key="$(printf '%s\n' "$signing_key" | openssl pkey -pubout)"
+    kc create secret generic learnflow-dev-signing-key \
+      --from-file=SIGNING_KEY_PEM=<(printf '%s' "$signing_key")
+    kc create secret generic learnflow-auth-public \
+      --from-file=AUTH_PUBLIC_KEY=<(printf '%s' "$public_key")
+  fi
   if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
     kc create secret generic course-agent-llm \
       --from-file=COURSE_AGENT_LLM_API_KEY=<(printf '%s' "$COURSE_AGENT_LLM_API_KEY") \

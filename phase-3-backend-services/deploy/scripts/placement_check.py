@@ -4,8 +4,9 @@ The deploy steps (lib/deploy-steps.sh) pipe this file into each service containe
 only, the container has no curl):
 ``kubectl exec -i POD -c APP -- python - ACTOR_TYPES < placement_check.py``.
 This is the sidecar's side; placement_table_check.py checks placement's own table.
-It asks the sidecar for ``/v1.0/metadata`` and passes only when the actor runtime reports
-``placement: connected``, the actor host is ready and every expected actor type is registered.
+It asks the sidecar for ``/v1.0/metadata`` (with the container's ``DAPR_API_TOKEN``) and passes
+only when the actor runtime reports ``placement: connected``, the actor host is ready and every
+expected actor type is registered.
 Placement disseminates its table a moment after a sidecar connects, so it retries for a while.
 """
 
@@ -47,7 +48,13 @@ def registration_problems(metadata: dict[str, Any], expected_types: set[str]) ->
 
 
 def sidecar_metadata(port: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1.0/metadata", timeout=5) as reply:
+    # daprd answers its API only with its token (DAPR_API_TOKEN, which the app container has).
+    token = os.environ.get("DAPR_API_TOKEN")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1.0/metadata",
+        headers={"dapr-api-token": token} if token else {},
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback http
         decoded: dict[str, Any] = json.load(reply)
         return decoded
 

@@ -29,10 +29,16 @@ WAIT_SECONDS = 90.0
 def invoke(app_id: str, method: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     """Calls ``method`` of ``app_id`` through the local sidecar; returns status and JSON body."""
     port = os.environ.get("DAPR_HTTP_PORT", "3500")
+    # daprd wants its API token (the container has it); the app at the other end sees the call
+    # arrive through its own sidecar, as an internal caller that needs no learner token.
+    token = os.environ.get("DAPR_API_TOKEN")
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1.0/invoke/{app_id}/method/{method}",
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={
+            "Content-Type": "application/json",
+            **({"dapr-api-token": token} if token else {}),
+        },
         method="GET" if body is None else "POST",
     )
     try:

@@ -201,13 +201,19 @@ Responder = Callable[[str, str, Any], tuple[int, Any]]
 
 
 @pytest.fixture
-def sidecar_api() -> Iterator[Callable[[Responder], int]]:
-    """Starts a loopback HTTP server answering with the given responder; yields its port."""
+def sidecar_api() -> Iterator[Callable[..., int]]:
+    """Starts a loopback HTTP server answering with the given responder; yields its port.
+    With ``require_token``, it answers 401 to a request without that dapr-api-token, as daprd."""
     servers: list[ThreadingHTTPServer] = []
 
-    def serve(responder: Responder) -> int:
+    def serve(responder: Responder, require_token: str | None = None) -> int:
         class Handler(BaseHTTPRequestHandler):
             def answer(self) -> None:
+                if require_token and self.headers.get("dapr-api-token") != require_token:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 status, reply = responder(self.command, self.path, body)

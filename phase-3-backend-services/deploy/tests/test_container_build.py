@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from learnflow_stack.dev_auth import DevSigningKey
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 PHASE_DIR = DEPLOY_DIR.parent
@@ -200,7 +201,12 @@ def test_fresh_venv_built_like_the_image_serves_healthz(
     app = started(
         *on_port(image_cmd(stages), "127.0.0.1", app_port),
         cwd=scratch,
-        env={**env, "DAPR_HTTP_PORT": str(sidecar_port)},
+        # On Kubernetes AUTH_PUBLIC_KEY comes from the learnflow-auth-public Secret.
+        env={
+            **env,
+            "DAPR_HTTP_PORT": str(sidecar_port),
+            "AUTH_PUBLIC_KEY": DevSigningKey.generate().public_pem,
+        },
     )
     base = f"http://127.0.0.1:{app_port}"
 
@@ -365,8 +371,19 @@ def test_image_builds_and_its_cmd_serves_healthz(
         )
         netns = ["nsenter", f"--net=/proc/{stub.pid}/ns/net"]
         wait_for_private_stub(stub, netns)
+        # On Kubernetes AUTH_PUBLIC_KEY comes from the learnflow-auth-public Secret.
+        public_key = DevSigningKey.generate().public_pem
         app = started(
-            *netns, BUILDAH, "run", "--isolation", "chroot", container, "--", *config["Cmd"]
+            *netns,
+            BUILDAH,
+            "run",
+            "--isolation",
+            "chroot",
+            "--env",
+            f"AUTH_PUBLIC_KEY={public_key}",
+            container,
+            "--",
+            *config["Cmd"],
         )
         running += [app, stub]
 

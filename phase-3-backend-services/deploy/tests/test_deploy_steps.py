@@ -57,7 +57,8 @@ case "$1 ${2:-}" in
         value="${value%x}"
         # A trailing newline would travel into a password or an HTTP header.
         [[ "$value" != *$'\n' ]] || { echo "${key_path%%=*} ends in a newline" >&2; exit 9; }
-        echo "secret $name ${key_path%%=*}=$value" >>"$STUB_LOG"
+        # One line per key (a PEM's own newlines escaped as \\n).
+        printf 'secret %s %s=%s\n' "$name" "${key_path%%=*}" "${value//$'\n'/\\n}" >>"$STUB_LOG"
       fi
     done
     echo "secret/$name created" ;;
@@ -226,7 +227,7 @@ def created_secrets(tmp_path: Path) -> dict[str, dict[str, str]]:
         if line.startswith("secret "):
             _, name, pair = line.split(" ", 2)
             key, _, value = pair.partition("=")
-            created.setdefault(name, {})[key] = value
+            created.setdefault(name, {})[key] = value.replace("\\n", "\n")
     return created
 
 
@@ -246,6 +247,10 @@ def test_fresh_secrets_give_the_apps_their_own_role(stub_bin: Path, tmp_path: Pa
     app_token, api_token = secrets["dapr-app-token"]["token"], secrets["dapr-api-token"]["token"]
     assert app_token != api_token
     assert all(len(token) == 32 and token.isalnum() for token in (app_token, api_token))
+    signing_key = secrets["learnflow-dev-signing-key"]["SIGNING_KEY_PEM"]
+    public_key = secrets["learnflow-auth-public"]["AUTH_PUBLIC_KEY"]
+    assert signing_key.startswith("-----BEGIN PRIVATE KEY-----")
+    assert public_key.startswith("-----BEGIN PUBLIC KEY-----")
     # The values reach kubectl through pipes: no command line carries one.
     command_lines = [
         line
@@ -262,7 +267,8 @@ def test_existing_credentials_are_kept(stub_bin: Path, tmp_path: Path) -> None:
         stub_bin,
         tmp_path,
         STUB_SECRETS=(
-            "postgres-credentials learnflow-secrets course-agent-llm dapr-app-token dapr-api-token"
+            "postgres-credentials learnflow-secrets course-agent-llm dapr-app-token dapr-api-token "
+            "learnflow-dev-signing-key"
         ),
         STUB_CREDENTIAL_KEYS='{"LEARNFLOW_APP_PASSWORD":"eA==","POSTGRES_PASSWORD":"eQ=="}',
         STUB_PVCS="data-postgres-0",

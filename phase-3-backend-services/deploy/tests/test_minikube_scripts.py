@@ -183,6 +183,24 @@ def test_placement_check_passes_for_a_registered_sidecar(
     assert "course-agent: placement: connected" in result.stdout
 
 
+def test_placement_check_sends_the_sidecars_api_token(
+    sidecar_api: Callable[..., int],
+) -> None:
+    registered = metadata(CONNECTED, ["LessonGenerationActor"])
+    port = sidecar_api(lambda *_: (200, registered), require_token="the-api-token")
+
+    with_token = run_script(
+        "placement_check.py", port, "LessonGenerationActor", DAPR_API_TOKEN="the-api-token"
+    )
+    without = run_script(
+        "placement_check.py", port, "LessonGenerationActor", PLACEMENT_WAIT_SECONDS="0"
+    )
+
+    assert with_token.returncode == 0, with_token.stderr
+    assert without.returncode == 1
+    assert "401" in without.stderr
+
+
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [

@@ -3,6 +3,7 @@ all run inside the sandbox's own network namespace."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from learnflow_stack.dev_auth import DevSigningKey
 from learnflow_stack.process import ManagedProcess
 
 PHASE_DIR = Path(__file__).resolve().parents[2]
@@ -67,15 +69,32 @@ class Sandbox:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json"))
 
+    def signing_key(self) -> DevSigningKey:
+        """The deploy's development key for end-user tokens (Secret learnflow-dev-signing-key)."""
+        encoded = self.kubectl(
+            "get", "secret", "learnflow-dev-signing-key", "-o", "jsonpath={.data.SIGNING_KEY_PEM}"
+        )
+        return DevSigningKey(base64.b64decode(encoded))
+
     def http(
-        self, method: str, service: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        service: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        as_learner: str,
     ) -> tuple[int, Any]:
-        """Calls a Service's ClusterIP from the node, as a client in the cluster network would."""
+        """Calls a Service's ClusterIP from the node, as a client in the cluster network would,
+        with ``as_learner``'s bearer token (given to curl on stdin, not on its command line)."""
         ip = self.kubectl("get", "service", service, "-o", "jsonpath={.spec.clusterIP}")
-        argv = ["curl", "-s", "--max-time", "60", "-X", method, "-w", "\n%{http_code}"]
+        argv = ["curl", "-s", "--max-time", "60", "-X", method, "-w", "\n%{http_code}", "-H", "@-"]
         if body is not None:
             argv += ["-H", "content-type: application/json", "--data-binary", json.dumps(body)]
-        text, _, status = self.in_netns(*argv, f"http://{ip}:8000{path}").rpartition("\n")
+        authorization = f"authorization: Bearer {self.signing_key().token(as_learner)}\n"
+        text, _, status = self.in_netns(
+            *argv, f"http://{ip}:8000{path}", stdin=authorization
+        ).rpartition("\n")
         try:
             return int(status), json.loads(text)
         except json.JSONDecodeError:

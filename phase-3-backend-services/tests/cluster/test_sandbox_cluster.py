@@ -100,7 +100,11 @@ def sidecar_metadata(sandbox: Sandbox, pod: str, app: str) -> dict[str, Any]:
 
 def generate_lesson(sandbox: Sandbox, learner_id: str) -> dict[str, Any]:
     status, body = sandbox.http(
-        "POST", "course-agent", "/generate-lesson", {**LESSON_REQUEST, "learner_id": learner_id}
+        "POST",
+        "course-agent",
+        "/generate-lesson",
+        {**LESSON_REQUEST, "learner_id": learner_id},
+        as_learner=learner_id,
     )
     assert status == 201, f"POST /generate-lesson answered {status}: {body}"
     assert isinstance(body, dict)
@@ -113,7 +117,9 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def lessons_assigned(sandbox: Sandbox, learner_id: str) -> int:
-    status, body = sandbox.http("GET", "user-progress", f"/status?learner_id={learner_id}")
+    status, body = sandbox.http(
+        "GET", "user-progress", f"/status?learner_id={learner_id}", as_learner=learner_id
+    )
     assert status == 200, f"GET /status answered {status}: {body}"
     count: int = body["lessons_assigned"]
     return count

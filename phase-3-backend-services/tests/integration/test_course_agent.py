@@ -33,7 +33,7 @@ def _send(
     return httpx.post(
         f"{stack.app('course-agent', replica).url}/generate-lesson",
         json=body,
-        headers=headers,
+        headers={**stack.auth_headers(), **(headers or {})},
         timeout=60,
     )
 
@@ -97,11 +97,13 @@ def test_concurrent_identical_requests_on_two_replicas_make_one_llm_call(
     calls = llm_stub.calls()
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=60) as client:
+        async with httpx.AsyncClient(timeout=60, headers=stack.auth_headers()) as client:
             return await asyncio.gather(
                 *(
                     client.post(
-                        f"{stack.app('course-agent', i % 2).url}/generate-lesson", json=body
+                        f"{stack.app('course-agent', i % 2).url}/generate-lesson",
+                        json=body,
+                        headers=stack.auth_headers(),
                     )
                     for i in range(10)
                 )
@@ -122,11 +124,21 @@ def test_lessons_are_listed_newest_first_with_topic_filter_and_cursor(stack: Sta
     ]
     url = f"{stack.app('course-agent').url}/lessons"
 
-    first = httpx.get(url, params={"learner_id": learner, "limit": 3}, timeout=10).json()
-    rest = httpx.get(
-        url, params={"learner_id": learner, "limit": 3, "cursor": first["next_cursor"]}, timeout=10
+    first = httpx.get(
+        url, params={"learner_id": learner, "limit": 3}, timeout=10, headers=stack.auth_headers()
     ).json()
-    comets = httpx.get(url, params={"learner_id": learner, "topic": "COMETS"}, timeout=10).json()
+    rest = httpx.get(
+        url,
+        params={"learner_id": learner, "limit": 3, "cursor": first["next_cursor"]},
+        timeout=10,
+        headers=stack.auth_headers(),
+    ).json()
+    comets = httpx.get(
+        url,
+        params={"learner_id": learner, "topic": "COMETS"},
+        timeout=10,
+        headers=stack.auth_headers(),
+    ).json()
 
     assert [i["lesson_id"] for i in first["items"]] == created[::-1][:3]
     assert [i["lesson_id"] for i in rest["items"]] == [created[0]]
@@ -138,8 +150,8 @@ def test_one_lesson_by_id_and_a_clear_404(stack: Stack) -> None:
     lesson = _generate(stack, learner_id=_learner(), topic="Tides").json()
     url = f"{stack.app('course-agent').url}/lessons"
 
-    found = httpx.get(f"{url}/{lesson['lesson_id']}", timeout=10)
-    missing = httpx.get(f"{url}/lesson-does-not-exist", timeout=10)
+    found = httpx.get(f"{url}/{lesson['lesson_id']}", headers=stack.auth_headers(), timeout=10)
+    missing = httpx.get(f"{url}/lesson-does-not-exist", headers=stack.auth_headers(), timeout=10)
 
     assert found.json()["lesson_id"] == lesson["lesson_id"]
     assert missing.status_code == 404
@@ -200,12 +212,13 @@ def test_concurrent_lessons_for_a_new_learner_are_all_listed(stack: Stack) -> No
     topics = [f"Concurrent topic {n}" for n in range(8)]
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=60) as client:
+        async with httpx.AsyncClient(timeout=60, headers=stack.auth_headers()) as client:
             return await asyncio.gather(
                 *(
                     client.post(
                         f"{stack.app('course-agent', n % 2).url}/generate-lesson",
                         json={"learner_id": learner, "topic": topic},
+                        headers=stack.auth_headers(),
                     )
                     for n, topic in enumerate(topics)
                 )
@@ -216,6 +229,7 @@ def test_concurrent_lessons_for_a_new_learner_are_all_listed(stack: Stack) -> No
         f"{stack.app('course-agent').url}/lessons",
         params={"learner_id": learner, "limit": 20},
         timeout=10,
+        headers=stack.auth_headers(),
     ).json()
 
     assert len(created) == len(topics)
@@ -238,7 +252,10 @@ def test_a_learners_events_carry_the_learner_as_kafka_key_so_they_stay_in_order(
         "occurred_at": "2026-12-03T10:00:00Z",
     }
     progress_url = f"{stack.app('user-progress').url}/update-progress"
-    assert httpx.post(progress_url, json=update, timeout=10).status_code == 200
+    assert (
+        httpx.post(progress_url, json=update, timeout=10, headers=stack.auth_headers()).status_code
+        == 200
+    )
 
     def learners_records(topic: str, count: int) -> list[Any]:
         def mine(event: dict[str, Any]) -> bool:

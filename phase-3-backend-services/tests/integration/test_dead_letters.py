@@ -108,7 +108,10 @@ def _skip_what_is_there(stack: Stack, group: str) -> None:
 
 def _lessons_assigned(stack: Stack, learner: str) -> int:
     response = httpx.get(
-        f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=10
+        f"{stack.app('user-progress').url}/status",
+        params={"learner_id": learner},
+        timeout=10,
+        headers=stack.auth_headers(),
     )
     assert response.status_code == 200, response.text
     assigned: int = response.json()["lessons_assigned"]

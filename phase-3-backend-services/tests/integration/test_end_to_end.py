@@ -26,6 +26,7 @@ def test_the_next_lesson_is_personalised_by_the_weak_topic(replay_stack: Stack) 
     report = walk(
         replay_stack.app("course-agent").url,
         replay_stack.app("user-progress").url,
+        replay_stack.signing_key,
         say=lines.append,
     )
 
@@ -48,6 +49,7 @@ def test_an_unrecorded_request_is_a_clear_503_naming_the_key(replay_stack: Stack
         f"{replay_stack.app('course-agent').url}/generate-lesson",
         json={"learner_id": "someone", "topic": "Never recorded"},
         timeout=30,
+        headers=replay_stack.auth_headers(),
     )
 
     assert response.status_code == 503

@@ -49,6 +49,7 @@ def _generate(stack: Stack, learner: str, topic: str) -> httpx.Response:
         f"{stack.app('course-agent').url}/generate-lesson",
         json={"learner_id": learner, "topic": topic},
         timeout=60,
+        headers=stack.auth_headers(),
     )
 
 
@@ -66,12 +67,20 @@ def _update_body(learner: str, attempt: str, score: int = 70) -> dict[str, Any]:
 
 def _update(stack: Stack, learner: str, attempt: str, score: int = 70) -> httpx.Response:
     body = _update_body(learner, attempt, score)
-    return httpx.post(f"{stack.app('user-progress').url}/update-progress", json=body, timeout=60)
+    return httpx.post(
+        f"{stack.app('user-progress').url}/update-progress",
+        json=body,
+        timeout=60,
+        headers=stack.auth_headers(),
+    )
 
 
 def _status(stack: Stack, learner: str) -> dict[str, Any]:
     response = httpx.get(
-        f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=30
+        f"{stack.app('user-progress').url}/status",
+        params={"learner_id": learner},
+        timeout=30,
+        headers=stack.auth_headers(),
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -191,7 +200,12 @@ def test_sidecar_down_fails_readiness_and_requests_get_a_clear_503(stack: Stack)
     progress.sidecar.process.stop()
     try:
         ready = httpx.get(f"{progress.url}/readyz", timeout=10)
-        status = httpx.get(f"{progress.url}/status", params={"learner_id": _learner()}, timeout=10)
+        status = httpx.get(
+            f"{progress.url}/status",
+            params={"learner_id": _learner()},
+            timeout=10,
+            headers=stack.auth_headers(),
+        )
     finally:
         progress.sidecar.start()
         eventually(progress.sidecar.placement_connected, timeout=60)
@@ -214,6 +228,7 @@ class Call:
     url: str
     body: dict[str, Any] | None = None
     params: dict[str, str] | None = None
+    headers: dict[str, str] | None = None  # the bearer token
 
 
 @dataclass(frozen=True)
@@ -229,7 +244,9 @@ class Answer:
 def _send(calls: Sequence[Call], in_flight: int) -> list[Answer]:
     async def one(client: httpx.AsyncClient, call: Call) -> Answer:
         started = time.monotonic()
-        response = await client.request(call.method, call.url, json=call.body, params=call.params)
+        response = await client.request(
+            call.method, call.url, json=call.body, params=call.params, headers=call.headers
+        )
         seconds = time.monotonic() - started
         body = response.json()
         code = body.get("error", {}).get("code") if isinstance(body, dict) else None
@@ -312,8 +329,10 @@ def _every_copy(read: Callable[[], list[dict[str, Any]]], distinct: int) -> list
 
 def _update_calls(stack: Stack, learner: str, count: int) -> list[Call]:
     url = f"{stack.app('user-progress').url}/update-progress"
+    token = stack.auth_headers(learner)
     return [
-        Call("update", "POST", url, _update_body(learner, uuid.uuid4().hex)) for _ in range(count)
+        Call("update", "POST", url, _update_body(learner, uuid.uuid4().hex), headers=token)
+        for _ in range(count)
     ]
 
 
@@ -325,6 +344,7 @@ def _generate_calls(stack: Stack, learner: str, count: int, replica: int = 0) ->
             "POST",
             url,
             {"learner_id": learner, "topic": f"Fault {uuid.uuid4().hex[:8]}"},
+            headers=stack.auth_headers(learner),
         )
         for _ in range(count)
     ]
@@ -337,12 +357,14 @@ def _reads(stack: Stack, learner: str) -> list[Call]:
             "GET",
             f"{stack.app('user-progress').url}/status",
             params={"learner_id": learner},
+            headers=stack.auth_headers(learner),
         ),
         Call(
             "lessons",
             "GET",
             f"{stack.app('course-agent').url}/lessons",
             params={"learner_id": learner},
+            headers=stack.auth_headers(learner),
         ),
     ]
 
@@ -513,7 +535,9 @@ def test_fault_user_progress_sidecar_killed_then_every_replica_personalises_agai
     learner = _learner()
     history = {**_update_body(learner, uuid.uuid4().hex, score=40), "topic": "Fractions"}
     url = f"{progress.url}/update-progress"
-    assert httpx.post(url, json=history, timeout=10).status_code == 200  # a weak topic
+    assert (
+        httpx.post(url, json=history, timeout=10, headers=stack.auth_headers()).status_code == 200
+    )  # a weak topic
 
     os.kill(progress.sidecar.process.pid, signal.SIGKILL)
     try:
@@ -544,7 +568,9 @@ def test_fault_user_progress_sidecar_killed_then_every_replica_personalises_agai
     def personalised(replica: int) -> bool:
         url = f"{stack.app('course-agent', replica).url}/generate-lesson"
         body = {"learner_id": learner, "topic": f"Back {uuid.uuid4().hex[:8]}"}
-        answer: dict[str, Any] = httpx.post(url, json=body, timeout=30).json()
+        answer: dict[str, Any] = httpx.post(
+            url, json=body, timeout=30, headers=stack.auth_headers()
+        ).json()
         return answer.get("personalization") == "applied"
 
     for replica in range(len(replicas)):

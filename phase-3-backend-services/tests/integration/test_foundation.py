@@ -68,7 +68,10 @@ def test_message_published_by_one_sidecar_reaches_the_other_app_and_kafka(
     status = eventually(
         lambda: (
             s := httpx.get(
-                f"{progress.url}/status", params={"learner_id": learner}, timeout=10
+                f"{progress.url}/status",
+                params={"learner_id": learner},
+                timeout=10,
+                headers=stack.auth_headers(),
             ).json()
         )["lessons_assigned"]
         == 1
@@ -186,3 +189,30 @@ def test_only_a_caller_with_the_api_token_reaches_daprd(stack: Stack) -> None:
     assert httpx.get(url, headers={"dapr-api-token": "guess"}, timeout=10).status_code == 401
     assert httpx.get(url, headers=sidecar.api_headers, timeout=10).status_code in (200, 204)
     assert httpx.get(f"{sidecar.http_url}/v1.0/healthz", timeout=10).status_code == 204
+
+
+def test_public_routes_want_the_learners_own_token(stack: Stack) -> None:
+    agent, progress = stack.app("course-agent"), stack.app("user-progress")
+    learner = f"learner-{uuid.uuid4().hex[:8]}"
+    lesson = {"learner_id": learner, "topic": "Tides"}
+
+    anonymous = httpx.post(f"{agent.url}/generate-lesson", json=lesson, timeout=30)
+    someone_else = httpx.get(
+        f"{progress.url}/status",
+        params={"learner_id": learner},
+        headers=stack.auth_headers("bob"),
+        timeout=10,
+    )
+    own = httpx.post(
+        f"{agent.url}/generate-lesson", json=lesson, headers=stack.auth_headers(learner), timeout=30
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert someone_else.status_code == 403
+    assert own.status_code == 201, own.text
+    # The progress lookup behind it went through the sidecars without the learner's token.
+    assert own.json()["personalization"] == "no_history"
+    for app in (agent, progress):
+        paths = httpx.get(f"{app.url}/openapi.json", timeout=10).json()["paths"]
+        assert [p for p in paths if p.startswith(("/actors", "/dapr", "/events"))] == []

@@ -71,7 +71,10 @@ def _produce(stack: Stack, topic: str, key: str, data: Any) -> str:
 
 def _status(stack: Stack, learner: str) -> dict[str, Any]:
     response = httpx.get(
-        f"{stack.app('user-progress').url}/status", params={"learner_id": learner}, timeout=10
+        f"{stack.app('user-progress').url}/status",
+        params={"learner_id": learner},
+        timeout=10,
+        headers=stack.auth_headers(),
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -85,7 +88,10 @@ def test_an_update_is_an_actor_state_row_in_postgres(
     update = _update(learner, score=72)
 
     response = httpx.post(
-        f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10
+        f"{stack.app('user-progress').url}/update-progress",
+        json=update,
+        timeout=10,
+        headers=stack.auth_headers(),
     )
 
     assert response.status_code == 200, response.text
@@ -99,8 +105,8 @@ def test_a_retried_attempt_is_applied_once(stack: Stack) -> None:
     update = _update(learner, score=40)
     url = f"{stack.app('user-progress').url}/update-progress"
 
-    first = httpx.post(url, json=update, timeout=10).json()
-    second = httpx.post(url, json=update, timeout=10).json()
+    first = httpx.post(url, json=update, timeout=10, headers=stack.auth_headers()).json()
+    second = httpx.post(url, json=update, timeout=10, headers=stack.auth_headers()).json()
 
     assert first == second
     assert second["average_score"] == 40
@@ -157,14 +163,16 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: S
 
     async def send(client: httpx.AsyncClient, update: dict[str, Any]) -> int:
         for _ in range(60):
-            response = await client.post(url, json=update)
+            response = await client.post(url, json=update, headers=stack.auth_headers())
             if response.status_code not in (429, 503):
                 return response.status_code
             await asyncio.sleep(float(response.headers["retry-after"]))
         return response.status_code
 
     async def send_all() -> list[int]:
-        async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
+        async with httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=50), headers=stack.auth_headers()
+        ) as client:
             return list(await asyncio.gather(*(send(client, u) for u in updates)))
 
     assert asyncio.run(send_all()) == [200] * 200
@@ -182,7 +190,10 @@ def test_each_applied_update_publishes_progress_updated(
 
     assert (
         httpx.post(
-            f"{stack.app('user-progress').url}/update-progress", json=update, timeout=10
+            f"{stack.app('user-progress').url}/update-progress",
+            json=update,
+            timeout=10,
+            headers=stack.auth_headers(),
         ).status_code
         == 200
     )
@@ -202,13 +213,21 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
     learner = _learner()
 
     out_of_range = httpx.post(
-        f"{base}/update-progress", json=_update(learner, score=101), timeout=10
+        f"{base}/update-progress",
+        json=_update(learner, score=101),
+        timeout=10,
+        headers=stack.auth_headers(),
     )
     unknown_kind = httpx.post(
-        f"{base}/update-progress", json=_update(learner, kind="teleported"), timeout=10
+        f"{base}/update-progress",
+        json=_update(learner, kind="teleported"),
+        timeout=10,
+        headers=stack.auth_headers(),
     )
-    missing_learner = httpx.get(f"{base}/status", timeout=10)
-    malformed_learner = httpx.get(f"{base}/status", params={"learner_id": "../etc"}, timeout=10)
+    missing_learner = httpx.get(f"{base}/status", timeout=10, headers=stack.auth_headers())
+    malformed_learner = httpx.get(
+        f"{base}/status", params={"learner_id": "../etc"}, timeout=10, headers=stack.auth_headers()
+    )
 
     for response, field in [
         (out_of_range, "body.score"),
@@ -235,7 +254,10 @@ def test_progress_before_its_lesson_event_is_reconciled_once(stack: Stack) -> No
 
     # The frontend is faster than Kafka: the score arrives before the lesson exists here.
     response = httpx.post(
-        f"{stack.app('user-progress').url}/update-progress", json=early, timeout=10
+        f"{stack.app('user-progress').url}/update-progress",
+        json=early,
+        timeout=10,
+        headers=stack.auth_headers(),
     )
     assert response.status_code == 200, response.text
     _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, lesson_id, "Optics"))
@@ -287,5 +309,7 @@ def test_only_the_sidecar_reaches_the_dapr_routes(stack: Stack) -> None:
     assert forged.status_code == 401
     assert forged.json()["error"]["code"] == "dapr_app_token_invalid"
     assert httpx.get(f"{base}/dapr/subscribe", timeout=10).status_code == 401
-    public = httpx.get(f"{base}/status", params={"learner_id": learner}, timeout=10)
+    public = httpx.get(
+        f"{base}/status", params={"learner_id": learner}, timeout=10, headers=stack.auth_headers()
+    )
     assert public.status_code == 200

@@ -59,7 +59,7 @@ def progress() -> InMemoryProgress:
 
 @pytest.fixture
 def client(progress: InMemoryProgress) -> TestClient:
-    return TestClient(create_app(Settings(), progress=progress))
+    return TestClient(create_app(Settings(AUTH_DISABLED=True), progress=progress))
 
 
 def _lesson_event(**overrides: Any) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
 
 
 def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress) -> None:
-    app = create_app(Settings(APP_API_TOKEN="sidecar-token"), progress=progress)
+    app = create_app(Settings(APP_API_TOKEN="sidecar-token", AUTH_DISABLED=True), progress=progress)
     client = TestClient(app)
     forged = client.post("/events/lesson-generated", json=_lesson_event())
     assert forged.status_code == 401
@@ -216,7 +216,9 @@ def test_an_unexpected_error_is_a_generic_500_with_a_request_id_and_no_detail(
         raise RuntimeError("password=hunter2 in a stack frame")
 
     progress.status = broken  # type: ignore[method-assign]
-    client = TestClient(create_app(Settings(), progress=progress), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(Settings(AUTH_DISABLED=True), progress=progress), raise_server_exceptions=False
+    )
 
     response = client.get("/status", params={"learner_id": "ada"})
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from learnflow_contracts.identifiers import Identifier
+from learnflow_service_kit.end_user_auth import AUTH_ERRORS, AuthenticatedCaller
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 
 from course_agent.domain.generation_request import GenerateLessonRequest
@@ -46,6 +47,7 @@ IdempotencyKey = Annotated[
         "`lesson-generated` event is always published, even if Kafka is down at the time."
     ),
     responses={
+        **AUTH_ERRORS,
         200: {"model": LessonResponse, "description": "Served from the cache"},
         502: ERROR_RESPONSE,
         503: ERROR_RESPONSE,
@@ -56,21 +58,25 @@ async def generate_lesson(
     body: GenerateLessonRequest,
     response: Response,
     service: Service,
+    caller: AuthenticatedCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> LessonResponse:
+    caller.require_access_to(body.learner_id)
     result = await service.generate(body, idempotency_key)
     response.status_code = 201 if result.created else 200
     return LessonResponse(**result.record.model_dump(), from_cache=not result.created)
 
 
-@router.get("/lessons", response_model=LessonPage, responses={503: ERROR_RESPONSE})
+@router.get("/lessons", response_model=LessonPage, responses={**AUTH_ERRORS, 503: ERROR_RESPONSE})
 async def list_lessons(
     store: Store,
+    caller: AuthenticatedCaller,
     learner_id: Annotated[Identifier, Query()],
     topic: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> LessonPage:
+    caller.require_access_to(learner_id)
     records, next_cursor = await store.page(learner_id, topic, cursor, limit)
     return LessonPage(items=records, next_cursor=next_cursor)
 
@@ -78,10 +84,13 @@ async def list_lessons(
 @router.get(
     "/lessons/{lesson_id}",
     response_model=LessonRecord,
-    responses={404: ERROR_RESPONSE, 503: ERROR_RESPONSE},
+    responses={**AUTH_ERRORS, 404: ERROR_RESPONSE, 503: ERROR_RESPONSE},
 )
-async def get_lesson(store: Store, lesson_id: Annotated[Identifier, Path()]) -> LessonRecord:
+async def get_lesson(
+    store: Store, caller: AuthenticatedCaller, lesson_id: Annotated[Identifier, Path()]
+) -> LessonRecord:
     record = await store.get(lesson_id)
     if record is None:
         raise ServiceError(404, "lesson_not_found", f"lesson_id: no lesson {lesson_id!r}")
+    caller.require_access_to(record.learner_id)
     return record

@@ -87,7 +87,11 @@ def create_app(
     app.state.lesson_service = service
     app.state.lesson_store = store
     install_service_plumbing(
-        app, dapr, expected_errors=[CourseAgentError], dapr_app_token=settings.dapr_app_token
+        app,
+        dapr,
+        expected_errors=[CourseAgentError],
+        dapr_app_token=settings.dapr_app_token,
+        auth=settings,
     )
     app.include_router(router)
     actors = DaprActor(app)

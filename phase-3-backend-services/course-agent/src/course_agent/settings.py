@@ -1,13 +1,14 @@
 from pathlib import Path
 from typing import Literal
 
+from learnflow_service_kit.end_user_auth import AuthSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PHASE_DIR = Path(__file__).resolve().parents[3]
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, AuthSettings):
     model_config = SettingsConfigDict(env_prefix="COURSE_AGENT_", extra="ignore")
 
     llm_provider: Literal["openai", "replay", "record"] = "replay"

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from learnflow_service_kit.body_limit import BodySizeLimit
 from learnflow_service_kit.dapr_app_token import DAPR_TOKEN_HEADER, require_dapr_app_token
 from learnflow_service_kit.dapr_client import DaprClient
+from learnflow_service_kit.end_user_auth import AuthSettings, JwtAuthenticator
 from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import install_metrics
@@ -40,15 +41,18 @@ def install_service_plumbing(
     expected_errors: Sequence[type[Exception]] = (),
     dapr_app_token: SecretStr | None = None,
     max_body_bytes: int = 64 * 1024,
+    auth: AuthSettings | None = None,
 ) -> None:
     """Error handlers, /metrics, /healthz (fails when the sidecar client is wedged beyond
     repair) and /readyz (ready = sidecar and state store answer), a 413 for bodies over
     ``max_body_bytes``, and, with ``dapr_app_token``, the guard that lets only the sidecar call
-    the Dapr routes.
+    the Dapr routes. ``auth`` configures end-user authentication (``app.state.authenticator``,
+    read by the ``AuthenticatedCaller`` dependency of the public routes).
 
     ``expected_errors``: the service's own error classes shaped as ``errors.ExpectedError``.
     """
     install_error_handlers(app, expected_errors)
+    app.state.authenticator = JwtAuthenticator(auth or AuthSettings(), dapr_app_token)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     if dapr_app_token is not None:
         require_dapr_app_token(app, dapr_app_token.get_secret_value())

@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                     stack.app(USER_PROGRESS_APP_ID),
                     stub_url,
                     config,
+                    # A teacher's token: the load generator acts for many learners.
+                    stack.auth_headers(),
                 )
             )
             processes = process_usage([*stack.processes(), stub])

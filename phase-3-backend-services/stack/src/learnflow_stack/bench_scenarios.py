@@ -255,10 +255,15 @@ class Workloads(Target):
 
 
 async def measure_all(
-    agent: AppInstance, progress: AppInstance, stub_url: str, config: BenchConfig
+    agent: AppInstance,
+    progress: AppInstance,
+    stub_url: str,
+    config: BenchConfig,
+    authorization: dict[str, str],
 ) -> Figures:
     async with httpx.AsyncClient(
         timeout=config.request_timeout_seconds,
+        headers=authorization,
         trust_env=False,  # loopback only: never through a proxy from the environment
         limits=httpx.Limits(
             max_connections=4 * max(config.concurrency, config.progress_concurrency)

@@ -16,6 +16,7 @@ from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_
 from learnflow_stack import bench, services
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
+from learnflow_stack.dev_auth import DevSigningKey
 from learnflow_stack.paths import runs_root
 from learnflow_stack.process import StartError
 from learnflow_stack.stack import Stack
@@ -48,9 +49,11 @@ LearnFlow is running ({llm_note}).
   Logs           {stack.run_dir / "logs"}
   Ports          {stack.run_dir / "stack.json"}
 
-Try:  curl -s -X POST {agent.url}/generate-lesson -H 'content-type: application/json' \\
+Try:  TOKEN=$(uv run --frozen learnflow-stack token --learner ada)
+      curl -s -X POST {agent.url}/generate-lesson -H "authorization: Bearer $TOKEN" \\
+        -H 'content-type: application/json' \\
         -d '{{"learner_id": "ada", "topic": "Adding fractions", "level": "beginner"}}'
-      curl -s '{progress.url}/status?learner_id=ada'
+      curl -s -H "authorization: Bearer $TOKEN" '{progress.url}/status?learner_id=ada'
       make demo      (walks the whole loop against this stack)
 Ctrl-C stops everything.
 """,
@@ -67,21 +70,31 @@ def demo(_: argparse.Namespace) -> int:
     return run_against_running_stack()
 
 
-def _running_stack_kafka() -> str | None:
-    """The Kafka bootstrap in the running stack's stack.json (found, like `demo` does, through
+def _running_stack(entry: str) -> str | None:
+    """An entry of the running stack's stack.json (found, like `demo` does, through
     latest.json), or None when there is no running stack."""
     latest = runs_root() / "latest.json"
     try:
         manifest = json.loads(latest.read_text())
         run_manifest = json.loads((Path(manifest["run_dir"]) / "stack.json").read_text())
-        kafka = run_manifest["kafka"]
+        value = run_manifest[entry]
     except (OSError, KeyError, TypeError, json.JSONDecodeError):
         return None
-    return kafka if isinstance(kafka, str) and kafka else None
+    return value if isinstance(value, str) and value else None
+
+
+def token(args: argparse.Namespace) -> int:
+    key_path = _running_stack("signing_key")
+    if key_path is None:
+        print("no running stack found; start one with `make run`", file=sys.stderr)
+        return 1
+    roles = tuple(args.role or ())
+    print(DevSigningKey.load(Path(key_path)).token(args.learner, roles, args.ttl))
+    return 0
 
 
 def replay(args: argparse.Namespace) -> int:
-    brokers: str | None = args.brokers or _running_stack_kafka()
+    brokers: str | None = args.brokers or _running_stack("kafka")
     if not brokers:
         print(
             f"no running stack found ({runs_root() / 'latest.json'}); start one with `make run` "
@@ -114,6 +127,15 @@ def main() -> int:
     commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
         run=demo
     )
+    minting = commands.add_parser(
+        "token", help="print a bearer token for a learner, signed by the running stack's dev key"
+    )
+    minting.add_argument("--learner", required=True, help="the learner id (the token's sub)")
+    minting.add_argument(
+        "--role", action="append", help="a role, e.g. teacher (acts for any learner); repeatable"
+    )
+    minting.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
+    minting.set_defaults(run=token)
     replaying = commands.add_parser(
         "replay-dead-letters",
         help="put the dead-lettered lesson-generated events not yet replayed back on the topic",

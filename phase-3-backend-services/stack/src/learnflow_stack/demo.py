@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from learnflow_stack.dev_auth import DevSigningKey
 from learnflow_stack.paths import runs_root
 
 FIRST_LESSON = {"topic": "Adding fractions", "level": "beginner"}
@@ -99,11 +100,16 @@ def _work_through(
 
 
 def walk(
-    course_agent_url: str, user_progress_url: str, say: Callable[[str], None] = print
+    course_agent_url: str,
+    user_progress_url: str,
+    signing_key: DevSigningKey,
+    say: Callable[[str], None] = print,
 ) -> DemoReport:
     report = DemoReport(learner_id=f"demo-{uuid.uuid4().hex[:8]}")
     learner = report.learner_id
-    with httpx.Client(timeout=60) as http:
+    # The learner's own token, as the web frontend would send it.
+    authorization = {"Authorization": f"Bearer {signing_key.token(learner)}"}
+    with httpx.Client(timeout=60, headers=authorization) as http:
         say(f"1. POST /generate-lesson for a new learner {learner}: {FIRST_LESSON}")
         lesson = report.first_lesson = _generate(http, course_agent_url, learner, FIRST_LESSON)
         say(
@@ -147,13 +153,14 @@ def run_against_running_stack() -> int:
         manifest = json.loads(Path(manifest_path).read_text())
         apps = manifest["apps"]
         agent, progress = apps["course-agent"]["url"], apps["user-progress"]["url"]
+        signing_key = DevSigningKey.load(Path(manifest["signing_key"]))
     except (FileNotFoundError, KeyError, json.JSONDecodeError):
         print(
             f"no running stack found ({manifest_path}); start one with `make run`", file=sys.stderr
         )
         return 1
     try:
-        walk(agent, progress)
+        walk(agent, progress, signing_key)
     except (DemoFailed, httpx.HTTPError) as failure:
         print(f"demo failed: {failure}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from learnflow_stack.dapr import Placement, Scheduler, Sidecar, render_resources
+from learnflow_stack.dev_auth import DevSigningKey
 from learnflow_stack.kafka import KafkaBroker
 from learnflow_stack.paths import installed_dir, runs_root
 from learnflow_stack.ports import LOOPBACK, free_port
@@ -83,6 +84,7 @@ class Stack:
         # daprd sends it on every call to its app; the apps refuse Dapr-route calls without it.
         self.app_token = secrets.token_urlsafe(32)
         self.api_token = secrets.token_urlsafe(32)
+        self.signing_key = DevSigningKey.generate()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Stack:
                 instance.sidecar.process.wait_ready(  # type: ignore[union-attr]
                     instance.sidecar.placement_connected, 60, "placement: connected"
                 )
+        self.signing_key.save(self.signing_key_path)
         self.write_manifest()
         _log(f"stack ready in {time.monotonic() - started:.1f}s")
 
@@ -187,6 +190,7 @@ class Stack:
                 "DAPR_GRPC_PORT": str(sidecar.grpc_port),
                 "APP_API_TOKEN": self.app_token,
                 "DAPR_API_TOKEN": self.api_token,
+                "AUTH_PUBLIC_KEY": self.signing_key.public_pem,
                 "PYTHONUNBUFFERED": "1",
                 **spec.env,
             },
@@ -227,6 +231,16 @@ class Stack:
         matches = [i for i in self.instances if i.spec.app_id == app_id]
         return matches[replica]
 
+    @property
+    def signing_key_path(self) -> Path:
+        return self.run_dir / "auth" / "dev-signing-key.pem"
+
+    def auth_headers(self, learner_id: str | None = None, *roles: str) -> dict[str, str]:
+        """A bearer token for ``learner_id``; without one, a teacher's (acts for anyone)."""
+        if learner_id is None:
+            learner_id, roles = "stack-teacher", ("teacher",)
+        return {"Authorization": f"Bearer {self.signing_key.token(learner_id, roles)}"}
+
     def write_manifest(self) -> Path:
         """Ports of everything, for the demo and benchmark commands to find the running stack."""
         manifest = {
@@ -243,6 +257,7 @@ class Stack:
                 for i in self.instances
             },
             "pids": {p.name: p.pid for p in self.processes()},
+            "signing_key": str(self.signing_key_path),
         }
         path = self.run_dir / "stack.json"
         path.write_text(json.dumps(manifest, indent=2))

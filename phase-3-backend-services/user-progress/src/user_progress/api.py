@@ -10,6 +10,7 @@ from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import SidecarUnavailable
+from learnflow_service_kit.end_user_auth import AUTH_ERRORS, AuthenticatedCaller
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -45,25 +46,36 @@ _RETRY_CONTRACT = (
     "/update-progress",
     response_model=LearnerStatus,
     description=_RETRY_CONTRACT,
-    responses={429: ERROR_RESPONSE, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
+    responses={**AUTH_ERRORS, 429: ERROR_RESPONSE, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
 )
-async def update_progress(update: ProgressUpdateRequest, progress: Gateway) -> LearnerStatus:
+async def update_progress(
+    update: ProgressUpdateRequest, progress: Gateway, caller: AuthenticatedCaller
+) -> LearnerStatus:
+    caller.require_access_to(update.learner_id)
     return await progress.apply_update(update)
 
 
 @router.get(
-    "/status", response_model=LearnerStatus, responses={503: ERROR_RESPONSE, 504: ERROR_RESPONSE}
+    "/status",
+    response_model=LearnerStatus,
+    responses={**AUTH_ERRORS, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
 )
-async def status(learner_id: LearnerId, progress: Gateway) -> LearnerStatus:
+async def status(
+    learner_id: LearnerId, progress: Gateway, caller: AuthenticatedCaller
+) -> LearnerStatus:
+    caller.require_access_to(learner_id)
     return await progress.status(learner_id)
 
 
 @router.get(
     "/status/projection",
     response_model=ProgressProjectionV1,
-    responses={503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
+    responses={**AUTH_ERRORS, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
 )
-async def projection(learner_id: LearnerId, progress: Gateway) -> ProgressProjectionV1:
+async def projection(
+    learner_id: LearnerId, progress: Gateway, caller: AuthenticatedCaller
+) -> ProgressProjectionV1:
+    caller.require_access_to(learner_id)
     return await progress.projection(learner_id)
 
 

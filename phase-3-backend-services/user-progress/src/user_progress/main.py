@@ -58,7 +58,7 @@ def create_app(
     app.state.progress = progress or ActorProgressGateway(
         dapr, settings.request_deadline_seconds, settings.max_pending_updates_per_learner
     )
-    install_service_plumbing(app, dapr, dapr_app_token=settings.dapr_app_token)
+    install_service_plumbing(app, dapr, dapr_app_token=settings.dapr_app_token, auth=settings)
     app.include_router(router)
     actors = DaprActor(app)
     hide_dapr_routes(app)

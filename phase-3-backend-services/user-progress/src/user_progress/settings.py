@@ -1,8 +1,9 @@
+from learnflow_service_kit.end_user_auth import AuthSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, AuthSettings):
     model_config = SettingsConfigDict(env_prefix="USER_PROGRESS_", extra="ignore")
 
     log_level: str = "INFO"
