@@ -88,7 +88,9 @@ def test_a_domain_error_is_a_clear_json_error() -> None:
 def test_the_openapi_tells_a_client_how_to_retry_a_generation(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/generate-lesson"]["post"]
 
-    assert {"200", "201", "422", "502", "503", "504"} <= set(operation["responses"])
+    assert {"200", "201", "401", "403", "413", "422", "429", "502", "503", "504"} <= set(
+        operation["responses"]
+    )
     assert "same `Idempotency-Key`" in operation["description"]
 
 

@@ -185,8 +185,12 @@ def test_every_answer_says_how_long_the_service_took_and_is_counted(client: Test
 def test_the_openapi_tells_a_client_when_and_how_to_retry(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/update-progress"]["post"]
 
-    assert {"200", "422", "429", "503", "504"} <= set(operation["responses"])
+    assert {"200", "401", "403", "413", "422", "429", "503", "504"} <= set(operation["responses"])
     assert "same `attempt_id`" in operation["description"]
+    # Every error status is documented with the error envelope the service really sends.
+    for status in ("401", "413", "422", "503"):
+        schema = operation["responses"][status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def test_the_sidecars_routes_are_not_in_the_public_openapi(client: TestClient) -> None:

@@ -49,6 +49,9 @@ IdempotencyKey = Annotated[
     responses={
         **AUTH_ERRORS,
         200: {"model": LessonResponse, "description": "Served from the cache"},
+        400: ERROR_RESPONSE,  # a body that is not JSON at all
+        413: ERROR_RESPONSE,
+        429: ERROR_RESPONSE,
         502: ERROR_RESPONSE,
         503: ERROR_RESPONSE,
         504: ERROR_RESPONSE,

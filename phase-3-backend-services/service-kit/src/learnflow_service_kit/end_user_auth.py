@@ -25,8 +25,12 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from learnflow_service_kit.dapr_app_token import DAPR_TOKEN_HEADER
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 
-# What every authenticated route adds to its OpenAPI responses.
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: ERROR_RESPONSE, 403: ERROR_RESPONSE}
+# What every authenticated route adds to its OpenAPI responses (422: bad input, ours).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: ERROR_RESPONSE,
+    403: ERROR_RESPONSE,
+    422: ERROR_RESPONSE,
+}
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
 
 

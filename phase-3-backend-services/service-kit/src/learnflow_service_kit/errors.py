@@ -14,6 +14,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from learnflow_service_kit.dapr_client import (
@@ -25,8 +27,28 @@ from learnflow_service_kit.dapr_client import (
 log = structlog.get_logger()
 
 
-# How routes document their error statuses in OpenAPI (``responses={503: ERROR_RESPONSE}``).
-ERROR_RESPONSE: dict[str, Any] = {"description": "A JSON error: `{error: {code, message}}`"}
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = PydanticField(description="Stable, machine-readable: names what failed")
+    message: str
+    fields: list[FieldProblem] | None = None
+    field: str | None = None
+    request_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body."""
+
+    error: ErrorDetail
+
+
+# How routes document their error statuses in OpenAPI (``responses={503: ERROR_RESPONSE}``);
+# 422 too, since ours is this envelope, not FastAPI's default validation body.
+ERROR_RESPONSE: dict[str, Any] = {"model": ErrorBody, "description": "A JSON error"}
 
 
 class ExpectedError(Protocol):
@@ -111,7 +133,9 @@ def _expected_error_response(_: Request, exc: Exception) -> JSONResponse:
 
 def _http_error_response(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    code = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error"
+    )
     return JSONResponse(
         status_code=exc.status_code,
         content=error_body(code, str(exc.detail)),

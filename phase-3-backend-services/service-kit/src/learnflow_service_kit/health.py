@@ -14,13 +14,13 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 def health_router(checks: Mapping[str, ReadinessCheck], wedged: Callable[[], bool]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", responses={503: {"description": "Wedged: restart the process"}})
     async def healthz() -> JSONResponse:
         if wedged():
             return JSONResponse(status_code=503, content={"status": "wedged"})
         return JSONResponse(status_code=200, content={"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get("/readyz", responses={503: {"description": "A dependency does not answer"}})
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())

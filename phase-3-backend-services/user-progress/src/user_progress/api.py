@@ -46,7 +46,14 @@ _RETRY_CONTRACT = (
     "/update-progress",
     response_model=LearnerStatus,
     description=_RETRY_CONTRACT,
-    responses={**AUTH_ERRORS, 429: ERROR_RESPONSE, 503: ERROR_RESPONSE, 504: ERROR_RESPONSE},
+    responses={
+        **AUTH_ERRORS,
+        400: ERROR_RESPONSE,  # a body that is not JSON at all
+        413: ERROR_RESPONSE,
+        429: ERROR_RESPONSE,
+        503: ERROR_RESPONSE,
+        504: ERROR_RESPONSE,
+    },
 )
 async def update_progress(
     update: ProgressUpdateRequest, progress: Gateway, caller: AuthenticatedCaller
