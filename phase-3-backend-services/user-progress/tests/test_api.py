@@ -232,3 +232,21 @@ def test_an_unexpected_error_is_a_generic_500_with_a_request_id_and_no_detail(
     assert len(error["request_id"]) == 16
     assert "hunter2" not in response.text
     assert "RuntimeError" not in response.text
+
+
+def test_a_failing_actor_call_answers_the_sidecar_without_exception_text(
+    progress: InMemoryProgress,
+) -> None:
+    client = TestClient(create_app(Settings(AUTH_DISABLED=True), progress=progress))
+
+    unknown_type = client.put("/actors/NoSuchActor/ada/method/GetStatus", json={})
+    bad_payload = client.put(
+        "/actors/LearnerProgressActor/ada/method/ApplyUpdate", content=b"not json"
+    )
+
+    for response in (unknown_type, bad_payload):
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "internal_error"
+        assert "request_id" in response.json()["error"]
+        for leak in ("registered", "Error(", "Traceback", "pydantic"):
+            assert leak not in response.text

@@ -10,7 +10,11 @@ from learnflow_contracts.names import PUBSUB, STATESTORE
 from pydantic import SecretStr
 
 from learnflow_service_kit.body_limit import BodySizeLimit
-from learnflow_service_kit.dapr_app_token import DAPR_TOKEN_HEADER, require_dapr_app_token
+from learnflow_service_kit.dapr_app_token import (
+    DAPR_TOKEN_HEADER,
+    DaprRouteErrorScrubber,
+    require_dapr_app_token,
+)
 from learnflow_service_kit.dapr_client import DaprClient
 from learnflow_service_kit.end_user_auth import AuthSettings, JwtAuthenticator
 from learnflow_service_kit.errors import install_error_handlers
@@ -54,6 +58,7 @@ def install_service_plumbing(
     install_error_handlers(app, expected_errors)
     app.state.authenticator = JwtAuthenticator(auth or AuthSettings(), dapr_app_token)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(DaprRouteErrorScrubber)
     if dapr_app_token is not None:
         require_dapr_app_token(app, dapr_app_token.get_secret_value())
     install_metrics(app)
