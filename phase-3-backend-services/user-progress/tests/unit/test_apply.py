@@ -65,6 +65,14 @@ def test_apply_does_not_mutate_its_input(
     apply_update(fresh_state, update("a1", "quiz", 90, topic="loops"))
     apply_lesson_generated(fresh_state, lesson_generated())
     assert fresh_state.model_dump_json() == before
+    # A state with history, changed again in the same lesson: the earlier version stays as it
+    # was (the next one shares what it does not change).
+    earlier = apply_update(fresh_state, update("a1", "quiz", 90, topic="loops")).state
+    snapshot = earlier.model_dump_json()
+    later = apply_update(earlier, update("a2", "quiz", 40)).state
+    apply_lesson_generated(later, lesson_generated())
+    assert earlier.model_dump_json() == snapshot
+    assert later.model_dump_json() != snapshot
 
 
 def test_same_attempt_twice_is_applied_once(

@@ -49,10 +49,8 @@ def apply_update(state: LearnerProgress, update: ProgressUpdateRequest) -> Apply
     if update.attempt_id in state.applied_attempt_ids:
         return ApplyResult(state, applied=False)
 
-    new_state = state.model_copy(deep=True)
-    new_state.version += 1
+    new_state, lesson = _copy_for_change(state, update.lesson_id)
     new_state.applied_attempt_ids.add(update.attempt_id)
-    lesson = new_state.lessons.setdefault(update.lesson_id, LessonRecord())
     topic_was_known = lesson.topic is not None
     if not topic_was_known and update.topic is not None:
         lesson.topic = update.topic
@@ -71,9 +69,7 @@ def apply_lesson_generated(state: LearnerProgress, event: LessonGeneratedV1) -> 
     if existing is not None and existing.is_assigned:
         return ApplyResult(state, applied=False)
 
-    new_state = state.model_copy(deep=True)
-    new_state.version += 1
-    lesson = new_state.lessons.setdefault(event.lesson_id, LessonRecord())
+    new_state, lesson = _copy_for_change(state, event.lesson_id)
     provisional_topic = lesson.topic
     lesson.topic = event.topic
     lesson.level = event.level
@@ -82,6 +78,36 @@ def apply_lesson_generated(state: LearnerProgress, event: LessonGeneratedV1) -> 
     affected = [event.topic] if provisional_topic is None else [provisional_topic, event.topic]
     _refresh_mastery(new_state, affected)
     return ApplyResult(new_state, applied=True)
+
+
+def _copy_for_change(
+    state: LearnerProgress, lesson_id: str
+) -> tuple[LearnerProgress, LessonRecord]:
+    """The next version of ``state``, and its copy of the lesson about to change.
+
+    Copy-on-write: the containers an update changes are new, the one lesson it changes is a copy,
+    and everything else (other lessons, score entries, mastery entries: never mutated in place)
+    is shared with ``state``, which stays as it was. A deep copy of the whole history cost a
+    sixth of User Progress's CPU under load (profiled with py-spy), growing with the history.
+    """
+    lessons = dict(state.lessons)
+    current = lessons.get(lesson_id)
+    lesson = (
+        LessonRecord()
+        if current is None
+        else current.model_copy(update={"scores": list(current.scores)})
+    )
+    lessons[lesson_id] = lesson
+    new_state = state.model_copy(
+        update={
+            "version": state.version + 1,
+            "lessons": lessons,
+            "applied_attempt_ids": set(state.applied_attempt_ids),
+            "topic_mastery": dict(state.topic_mastery),
+            "active_days": set(state.active_days),
+        }
+    )
+    return new_state, lesson
 
 
 def _require_same_learner(state: LearnerProgress, learner_id: str) -> None:
