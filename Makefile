@@ -4,7 +4,7 @@ PHASE := phase-3-backend-services
 export UV_PYTHON_DOWNLOADS := never
 UV = $(shell bash $(PHASE)/scripts/ensure-uv.sh)
 
-.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo bench evals replay-dead-letters clean-runs
+.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo token bench evals replay-dead-letters clean-runs
 
 setup:
 	@bash $(PHASE)/scripts/bootstrap.sh
@@ -42,6 +42,9 @@ lint:
 
 demo:  ## walk the whole loop against the stack `make run` started
 	@$(UV) run --frozen learnflow-stack demo
+
+token:  ## a bearer token for LEARNER (default ada) from the running stack's dev key
+	@$(UV) run --frozen learnflow-stack token --learner $(or $(LEARNER),ada)
 
 replay-dead-letters:  ## copy dead-lettered lesson events back onto lesson-generated (running stack)
 	@$(UV) run --frozen learnflow-stack replay-dead-letters

@@ -101,6 +101,19 @@ def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
     return json.loads(bytes(row[0])) if row else None  # v2 keeps values as JSON bytes (bytea)
 
 
+def learner_status(stack: Stack, learner: str) -> dict[str, Any]:
+    """GET /status of ``learner`` from User Progress (a teacher's token); asserts a 200."""
+    response = httpx.get(
+        f"{stack.app('user-progress').url}/status",
+        params={"learner_id": learner},
+        timeout=30,
+        headers=stack.auth_headers(),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def put_on_kafka(stack: Stack, topic: str, key: str, cloud_event: dict[str, Any]) -> None:
     """Produce a CloudEvent straight onto Kafka with an independent producer (not through Dapr)."""
     producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})

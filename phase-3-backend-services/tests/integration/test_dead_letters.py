@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
@@ -27,7 +26,7 @@ from learnflow_contracts.names import (
 from learnflow_stack.dead_letters import replay_dead_letters
 from learnflow_stack.stack import Stack
 
-from .conftest import TopicReader, eventually, put_on_kafka
+from .conftest import TopicReader, eventually, learner_status, put_on_kafka
 
 
 def _learner() -> str:
@@ -107,14 +106,7 @@ def _skip_what_is_there(stack: Stack, group: str) -> None:
 
 
 def _lessons_assigned(stack: Stack, learner: str) -> int:
-    response = httpx.get(
-        f"{stack.app('user-progress').url}/status",
-        params={"learner_id": learner},
-        timeout=10,
-        headers=stack.auth_headers(),
-    )
-    assert response.status_code == 200, response.text
-    assigned: int = response.json()["lessons_assigned"]
+    assigned: int = learner_status(stack, learner)["lessons_assigned"]
     return assigned
 
 

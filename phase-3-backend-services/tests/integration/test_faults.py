@@ -29,7 +29,7 @@ import pytest
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PROGRESS_UPDATED_TOPIC
 from learnflow_stack.stack import AppInstance, Stack
 
-from .conftest import FAULT_ROWS, FaultRow, TopicReader, eventually, state_row
+from .conftest import FAULT_ROWS, FaultRow, TopicReader, eventually, learner_status, state_row
 
 PROGRESS_DEADLINE = 3.0
 GENERATE_DEADLINE = 5.0  # the stub LLM answers at once
@@ -73,18 +73,6 @@ def _update(stack: Stack, learner: str, attempt: str, score: int = 70) -> httpx.
         timeout=60,
         headers=stack.auth_headers(),
     )
-
-
-def _status(stack: Stack, learner: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{stack.app('user-progress').url}/status",
-        params={"learner_id": learner},
-        timeout=30,
-        headers=stack.auth_headers(),
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _ready(instance: AppInstance) -> bool:
@@ -159,7 +147,7 @@ def test_state_store_down_is_a_clear_503_and_publishes_nothing(
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"]["state_store"] is False
     # Nothing half-written: the refused update is absent, and applying it now counts it once.
-    assert _status(stack, learner)["average_score"] is None
+    assert learner_status(stack, learner)["average_score"] is None
     assert _update(stack, learner, attempt).json()["average_score"] == 70
     assert (
         read_topic(LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("learner_id") == learner)
@@ -191,7 +179,7 @@ def test_kafka_down_then_back_loses_no_event(stack: Stack, read_topic: TopicRead
         90,
     )
     # User Progress consumed the lesson event too.
-    eventually(lambda: _status(stack, learner)["lessons_assigned"] >= 1, 90)
+    eventually(lambda: learner_status(stack, learner)["lessons_assigned"] >= 1, 90)
 
 
 def test_sidecar_down_fails_readiness_and_requests_get_a_clear_503(stack: Stack) -> None:
@@ -428,7 +416,7 @@ def test_fault_200_updates_in_flight_for_one_learner_lose_no_event(
     assert ok, "no update got through"
     # What was acknowledged is stored; what was refused is not; nothing else happened.
     assert applied == ok
-    assert _status(stack, learner)["total_time_seconds"] == len(ok)
+    assert learner_status(stack, learner)["total_time_seconds"] == len(ok)
     # Every applied update has its event, once per distinct id (copies are allowed, ids exact).
     expected = {f"progress-{learner}-{attempt}" for attempt in applied}
     events = _every_copy(lambda: _progress_events(read_topic, learner), len(expected))
@@ -462,7 +450,7 @@ def test_fault_kafka_frozen_during_20_generations_slows_nothing_and_loses_nothin
     assert {e["data"]["lesson_id"] for e in lessons} == lesson_ids
     progress = _every_copy(lambda: _progress_events(read_topic, updating), 5)
     # User Progress counted each lesson once, whatever the copies.
-    eventually(lambda: _status(stack, learner)["lessons_assigned"] == 20, timeout=60)
+    eventually(lambda: learner_status(stack, learner)["lessons_assigned"] == 20, timeout=60)
     _record(
         "Kafka frozen (SIGSTOP) during 20 generations + 5 updates",
         answers,
@@ -492,7 +480,7 @@ def test_fault_postgres_frozen_is_a_named_503_within_the_deadline_then_recovers(
     assert _applied_attempts(sql, learner) == set()
     retried = _send(updates + updates, in_flight=8)
     assert {a.status for a in retried} == {200}
-    assert _status(stack, learner)["total_time_seconds"] == 4
+    assert learner_status(stack, learner)["total_time_seconds"] == 4
     events = _every_copy(lambda: _progress_events(read_topic, learner), 4)
     _record(
         "PostgreSQL frozen (every process SIGSTOPped)",

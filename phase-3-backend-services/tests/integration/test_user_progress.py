@@ -17,7 +17,7 @@ from learnflow_contracts.names import (
 )
 from learnflow_stack.stack import Stack
 
-from .conftest import TopicReader, eventually, put_on_kafka, state_row
+from .conftest import TopicReader, eventually, learner_status, put_on_kafka, state_row
 
 
 def _learner() -> str:
@@ -69,18 +69,6 @@ def _produce(stack: Stack, topic: str, key: str, data: Any) -> str:
     return event_id
 
 
-def _status(stack: Stack, learner: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{stack.app('user-progress').url}/status",
-        params={"learner_id": learner},
-        timeout=10,
-        headers=stack.auth_headers(),
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
 def test_an_update_is_an_actor_state_row_in_postgres(
     stack: Stack, pg: psycopg.Connection[Any]
 ) -> None:
@@ -129,7 +117,9 @@ def test_an_event_put_on_kafka_shows_in_status_and_a_redelivery_counts_once(stac
         _lesson_event(learner, f"lesson-{uuid.uuid4().hex}", "Decimals"),
     )
 
-    status = eventually(lambda: (s := _status(stack, learner))["lessons_assigned"] >= 2 and s)
+    status = eventually(
+        lambda: (s := learner_status(stack, learner))["lessons_assigned"] >= 2 and s
+    )
     assert status["lessons_assigned"] == 2
 
 
@@ -147,7 +137,7 @@ def test_a_malformed_event_is_dead_lettered_and_does_not_block(
         60,
     )
     assert dead[0]["data"] == {"lesson_id": "x", "oops": True}
-    assert eventually(lambda: _status(stack, learner)["lessons_assigned"] == 1)
+    assert eventually(lambda: learner_status(stack, learner)["lessons_assigned"] == 1)
 
 
 def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: Stack) -> None:
@@ -176,7 +166,7 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: S
             return list(await asyncio.gather(*(send(client, u) for u in updates)))
 
     assert asyncio.run(send_all()) == [200] * 200
-    status = _status(stack, learner)
+    status = learner_status(stack, learner)
     assert status["lessons_started"] == 10
     assert status["total_time_seconds"] == 200
     assert status["average_score"] == 55.0
@@ -240,7 +230,7 @@ def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:
 
 
 def test_a_learner_with_no_records_has_a_well_defined_status(stack: Stack) -> None:
-    status = _status(stack, _learner())
+    status = learner_status(stack, _learner())
 
     assert status["lessons_assigned"] == 0
     assert status["completion_rate"] == 0.0
@@ -264,7 +254,9 @@ def test_progress_before_its_lesson_event_is_reconciled_once(stack: Stack) -> No
     _produce(stack, LESSON_GENERATED_TOPIC, learner, _lesson_event(learner, lesson_id, "Optics"))
 
     # The event's topic replaces the provisional one the update carried.
-    status = eventually(lambda: (s := _status(stack, learner))["weak_topics"] == ["Optics"] and s)
+    status = eventually(
+        lambda: (s := learner_status(stack, learner))["weak_topics"] == ["Optics"] and s
+    )
     assert status["lessons_assigned"] == 1
     assert status["average_score"] == 30
     assert status["weak_topics"] == ["Optics"]
@@ -293,7 +285,7 @@ def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_without_block
         120,
     )
     assert dead[0]["data"]["learner_id"] == broken
-    assert eventually(lambda: _status(stack, behind)["lessons_assigned"] == 1, 60)
+    assert eventually(lambda: learner_status(stack, behind)["lessons_assigned"] == 1, 60)
     metrics = httpx.get(f"{stack.app('user-progress').url}/metrics", timeout=10).text
     assert 'lesson_events_total{outcome="retried"}' in metrics
 

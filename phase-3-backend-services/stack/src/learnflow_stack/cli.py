@@ -49,7 +49,7 @@ LearnFlow is running ({llm_note}).
   Logs           {stack.run_dir / "logs"}
   Ports          {stack.run_dir / "stack.json"}
 
-Try:  TOKEN=$(uv run --frozen learnflow-stack token --learner ada)
+Try:  TOKEN=$(make -s token LEARNER=ada)
       curl -s -X POST {agent.url}/generate-lesson -H "authorization: Bearer $TOKEN" \\
         -H 'content-type: application/json' \\
         -d '{{"learner_id": "ada", "topic": "Adding fractions", "level": "beginner"}}'
