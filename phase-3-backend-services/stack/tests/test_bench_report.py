@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_cost import ScenarioCost
 from learnflow_stack.bench_events import EventLagResult
 from learnflow_stack.bench_load import ScenarioResult
 from learnflow_stack.bench_report import BenchReport, render
@@ -16,7 +17,14 @@ from learnflow_stack.bench_usage import ProcessUsage
 # -- the printed report ----------------------------------------------------------------------
 
 
-def _scenario(name: str, p50: float, *, cut_short: bool = False) -> ScenarioResult:
+def _scenario(
+    name: str,
+    p50: float,
+    *,
+    cut_short: bool = False,
+    floor: str | None = None,
+    cost: ScenarioCost | None = None,
+) -> ScenarioResult:
     latency = LatencySummary(count=40, p50=p50, p95=p50 * 1.5, p99=p50 * 2, mean=p50, maximum=1.0)
     return ScenarioResult(
         name=name,
@@ -26,21 +34,32 @@ def _scenario(name: str, p50: float, *, cut_short: bool = False) -> ScenarioResu
         latency=latency,
         requests_per_second=12.5,
         cut_short=cut_short,
+        floor=floor,
+        cost=cost,
     )
+
+
+_HIT_COST = ScenarioCost(
+    requests=40,
+    round_trips={"course-agent": 2.0, "user-progress": 1.0},
+    deliveries={"course-agent": 0.0, "user-progress": 1.0},
+    cpu_ms={"course-agent": 6.25, "postgres": 0.0},
+)
 
 
 def _report() -> BenchReport:
     figures = Figures(
+        floors=[_scenario("state get", 0.002), _scenario("actor call", 0.005)],
         stub_direct=_scenario("stub direct", 0.200),
-        cache_miss=_scenario("cache miss", 0.260, cut_short=True),
-        state_read=_scenario("state read", 0.002),
-        cache_hit=_scenario("cache hit", 0.010),
+        cache_miss=_scenario("cache miss", 0.260, cut_short=True, floor="stub direct"),
+        cache_hit=_scenario("cache hit", 0.010, floor="state get", cost=_HIT_COST),
         lesson_list=dataclasses.replace(
             _scenario("lesson list", 0.020), note="the list shows 19 of the 20 lessons"
         ),
         events_settled_seconds=0.5,
         progress_hot=_scenario("hot learner", 0.030),
         progress_many=_scenario("many learners", 0.015),
+        status=_scenario("status", 0.0075, floor="actor call"),
         event_lag=EventLagResult(
             lone_published=5,
             lone=LatencySummary(count=5, p50=0.05, p95=0.06, p99=0.06, mean=0.05, maximum=0.061),
@@ -78,17 +97,35 @@ def _report() -> BenchReport:
 
 def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -> None:
     text = render(_report())
-    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+    rows: dict[str, str] = {}
+    for line in text.splitlines():  # a scenario's first line: its row in the main table
+        rows.setdefault(line.split("  ")[0], line)
 
-    assert rows["stub direct"].split()[-4:] == ["200.0", "300.0", "400.0", "12.5"]
+    assert rows["stub direct"].split()[-6:] == ["200.0", "300.0", "400.0", "12.5", "-", "-"]
     assert "40*" in rows["cache miss"].split()  # capped: marked
-    assert "40" in rows["cache hit"].split()
+    assert rows["cache miss"].split()[-2] == "1.3x"  # over the stub
+    assert rows["cache hit"].split()[-3:] == ["12.5", "5.0x", "3.0"]  # req/s, /floor, rt
+    assert rows["status"].split()[-2:] == ["1.5x", "-"]  # not metered: no round trips
+    hit_overhead = next(line for line in text.splitlines() if "one state GET" in line)
+    assert hit_overhead.split()[-3:] == ["+8.0", "+12.0", "+16.0"]
     overhead = next(line for line in text.splitlines() if "service overhead" in line)
     assert overhead.split()[-3:] == ["+60.0", "+90.0", "+120.0"]
     assert "consumed at 42.0 events/s" in text
     assert "lag p50 400 ms, p95 900 ms, p99 1000 ms, max 1010 ms" in text
     assert "NOTE on lesson list: the list shows 19 of the 20 lessons" in text
     assert "3, 60.0 MiB" in next(line for line in text.splitlines() if "postgres" in line)
+
+
+def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:
+    lines = render(_report()).splitlines()
+    calls_header = lines.index(next(line for line in lines if line.startswith("Cost per request")))
+    cpu_header = lines.index(next(line for line in lines if line.startswith("CPU ms per request")))
+
+    calls = [line for line in lines[calls_header:cpu_header] if line.startswith("cache hit")]
+    assert [line.split()[-4:] for line in calls] == [["2.00", "0.00", "1.00", "1.00"]]
+    assert lines[cpu_header + 1].split() == ["conc", "course-agent"]  # idle processes left out
+    cpu = next(line for line in lines[cpu_header:] if line.startswith("cache hit"))
+    assert cpu.split()[-1] == "6.25"
 
 
 def test_report_as_json_holds_the_overheads_in_seconds() -> None:

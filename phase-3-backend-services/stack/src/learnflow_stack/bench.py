@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                     config,
                     # A teacher's token: the load generator acts for many learners.
                     stack.auth_headers(),
+                    [*stack.processes(), stub],
                 )
             )
             processes = process_usage([*stack.processes(), stub])

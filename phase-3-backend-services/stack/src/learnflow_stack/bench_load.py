@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from learnflow_stack.bench_cost import CostMeter, ScenarioCost, cost_between
 from learnflow_stack.bench_stats import LatencySummary, summarize, throughput
 
 
@@ -88,6 +89,8 @@ class ScenarioResult:
     cut_short: bool  # the wall-clock cap ended it before ``planned`` requests
     first_error: str | None = None
     note: str | None = None  # something the scenario saw that is not a failed request
+    cost: ScenarioCost | None = None  # per request, when the scenario was metered
+    floor: str | None = None  # the name of the floor it is compared with, at its concurrency
 
     @property
     def completed(self) -> int:
@@ -108,12 +111,21 @@ class ScenarioResult:
 
 
 async def measure(
-    name: str, call: Call, *, requests: int, concurrency: int, deadline: float
+    name: str,
+    call: Call,
+    *,
+    requests: int,
+    concurrency: int,
+    deadline: float,
+    meter: CostMeter | None = None,
 ) -> ScenarioResult:
-    """Warm up with ``2 * concurrency`` calls (indices before the measured ones), then measure."""
+    """Warm up with ``2 * concurrency`` calls (indices before the measured ones), then measure
+    (and with a ``meter``, what the measured calls cost)."""
     warmup = 2 * concurrency
     await drive(call, range(warmup), concurrency, deadline)
+    before = await meter.snapshot() if meter else None
     run = await drive(call, range(warmup, warmup + requests), concurrency, deadline)
+    cost = cost_between(before, await meter.snapshot(), run.attempted) if meter and before else None
     log(f"{name}: {len(run.latencies)} ok, {len(run.errors)} errors")
     return ScenarioResult(
         name=name,
@@ -124,4 +136,5 @@ async def measure(
         requests_per_second=throughput(len(run.latencies), run.elapsed_seconds),
         cut_short=run.attempted < requests,
         first_error=run.errors[0] if run.errors else None,
+        cost=cost,
     )

@@ -31,12 +31,14 @@ class BenchReport:
 
     @property
     def cache_hit_overhead(self) -> PercentileDifference | None:
-        return _difference(self.figures.cache_hit, self.figures.state_read)
+        floor = self.figures.floor_of(self.figures.cache_hit)
+        return None if floor is None else _difference(self.figures.cache_hit, floor)
 
     @property
     def failed_requests(self) -> int:
         lag = self.figures.event_lag
-        scenario_errors = sum(s.errors for s in self.figures.scenarios())
+        measured = [*self.figures.floors, *self.figures.scenarios()]
+        scenario_errors = sum(s.errors for s in measured)
         return scenario_errors + lag.publish_errors + lag.poll_errors
 
     def as_json(self) -> dict[str, Any]:
@@ -67,7 +69,17 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:9.1f}"
 
 
-def _scenario_row(result: ScenarioResult) -> str:
+def _ratio(result: ScenarioResult, floor: ScenarioResult | None) -> str:
+    if floor is None or result.latency is None or floor.latency is None:
+        return f"{'-':>8}"
+    return f"{result.latency.p50 / floor.latency.p50:>7.1f}x"
+
+
+def _round_trips(result: ScenarioResult) -> str:
+    return f"{result.cost.total_round_trips:>6.1f}" if result.cost else f"{'-':>6}"
+
+
+def _scenario_row(result: ScenarioResult, floor: ScenarioResult | None = None) -> str:
     count = f"{result.completed}{'*' if result.cut_short else ''}"
     latency = result.latency
     figures = (
@@ -77,7 +89,7 @@ def _scenario_row(result: ScenarioResult) -> str:
     )
     return (
         f"{result.name:<44}{result.concurrency:>5}{count:>6}{result.errors:>5}"
-        f"{figures}{result.requests_per_second:>9.1f}"
+        f"{figures}{result.requests_per_second:>9.1f}{_ratio(result, floor)}{_round_trips(result)}"
     )
 
 
@@ -87,9 +99,20 @@ def _difference_row(label: str, value: PercentileDifference | None) -> str:
     return f"{label:<60}{value.p50 * 1000:>+9.1f}{value.p95 * 1000:>+9.1f}{value.p99 * 1000:>+9.1f}"
 
 
+_HEADER = (
+    f"{'':<44}{'conc':>5}{'n':>6}{'err':>5}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}"
+    f"{'/floor':>8}{'rt':>6}"
+)
+_RULE = "-" * len(_HEADER)
+
+
 def render(report: BenchReport) -> str:
     config, figures = report.config, report.figures
     load = " / ".join(f"{x:.2f}" for x in report.load_average_at_start)
+
+    def row(result: ScenarioResult) -> str:
+        return _scenario_row(result, figures.floor_of(result))
+
     lines = [
         "LearnFlow benchmark",
         f"  LLM stub delay {config.llm_delay_seconds:.3f} s, request scale "
@@ -99,22 +122,32 @@ def render(report: BenchReport) -> str:
         f"  stack + stub ready in {report.stack_start_seconds:.1f} s, "
         f"whole run {report.total_seconds:.1f} s",
         "",
-        f"{'scenario':<44}{'conc':>5}{'n':>6}{'err':>5}"
-        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}",
-        "-" * 96,
+        "Floors: the raw pieces called directly, at each concurrency the scenarios use",
+        _HEADER,
+        _RULE,
+        *(_scenario_row(floor) for floor in figures.floors),
+        "",
+        "Scenarios",
+        _HEADER,
+        _RULE,
         _scenario_row(figures.stub_direct),
-        _scenario_row(figures.cache_miss),
+        row(figures.cache_miss),
         _difference_row("  service overhead: cache miss - direct stub", report.service_overhead),
-        _scenario_row(figures.state_read),
-        _scenario_row(figures.cache_hit),
+        row(figures.cache_hit),
         _difference_row("  cache hit - one state GET", report.cache_hit_overhead),
-        _scenario_row(figures.lesson_list),
-        _scenario_row(figures.progress_hot),
-        _scenario_row(figures.progress_many),
-        "-" * 96,
+        row(figures.lesson_list),
+        row(figures.progress_hot),
+        row(figures.progress_many),
+        row(figures.status),
+        _RULE,
         "n: measured requests (warm-up of 2 x conc excluded); * the cap ended it early.",
         "Percentiles: linear interpolation between ranks (numpy's default); "
         "req/s: successes / wall time.",
+        "/floor: p50 over the p50 of the scenario's floor at the same concurrency "
+        "(cache miss: the stub; cache hit: state GET;",
+        "  GET /lessons: bulk GET; progress and status: the actor call). "
+        "rt: the apps' calls to their daprd per request,",
+        "  counted by daprd (dapr_http_server_request_count).",
     ]
     settled = figures.events_settled_seconds
     lines.append(
@@ -126,8 +159,51 @@ def render(report: BenchReport) -> str:
             lines.append(f"  first error of {scenario.name}: {scenario.first_error}")
         if scenario.note:
             lines.append(f"  NOTE on {scenario.name}: {scenario.note}")
-    lines += ["", *_event_lag_lines(figures.event_lag), "", *_usage_lines(report.processes)]
+    lines += [
+        "",
+        *_cost_lines([*figures.floors, *figures.scenarios()]),
+        "",
+        *_event_lag_lines(figures.event_lag),
+        "",
+        *_usage_lines(report.processes),
+    ]
     return "\n".join(lines)
+
+
+def _cost_lines(results: list[ScenarioResult]) -> list[str]:
+    """Per request: each app's calls to its daprd and daprd's calls into it, and the CPU ms of
+    every process that spent any."""
+    metered = [r for r in results if r.cost is not None]
+    if not metered:
+        return ["Cost per request: not metered"]
+    apps = sorted({app for r in metered if r.cost for app in r.cost.round_trips})
+    busy = sorted({name for r in metered if r.cost for name, ms in r.cost.cpu_ms.items() if ms})
+    width = max(len(name) for name in [*busy, *apps, "calls"]) + 2
+    header = f"{'':<44}{'conc':>5}" + "".join(
+        f"{'->' + app:>{width}}{app + '->':>{width}}" for app in apps
+    )
+    lines = [
+        "Cost per request: calls app->daprd (->app) and daprd->app (app->), counted by daprd",
+        header,
+    ]
+    for result in metered:
+        assert result.cost is not None
+        cost = result.cost
+        calls = "".join(
+            f"{cost.round_trips.get(app, 0):>{width}.2f}{cost.deliveries.get(app, 0):>{width}.2f}"
+            for app in apps
+        )
+        lines.append(f"{result.name:<44}{result.concurrency:>5}{calls}")
+    lines += ["", "CPU ms per request of each process (the load generator not included)"]
+    lines.append(f"{'':<44}{'conc':>5}" + "".join(f"{name:>{width}}" for name in busy))
+    for result in metered:
+        assert result.cost is not None
+        cpu = result.cost.cpu_ms
+        lines.append(
+            f"{result.name:<44}{result.concurrency:>5}"
+            + "".join(f"{cpu.get(name, 0.0):>{width}.2f}" for name in busy)
+        )
+    return lines
 
 
 def _event_lag_lines(lag: EventLagResult) -> list[str]:

@@ -14,6 +14,7 @@ from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
 
 from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_cost import CostMeter
 from learnflow_stack.bench_load import expect
 from learnflow_stack.paths import PHASE_DIR
 from learnflow_stack.stack import AppInstance
@@ -90,7 +91,8 @@ def lesson_generated_event(lesson_id: str, learner_id: str) -> dict[str, Any]:
 
 
 class Target:
-    """The stack under test: one HTTP client, the two apps, the LLM stub and the options."""
+    """The stack under test: one HTTP client, the two apps, the LLM stub, the options and the
+    meter of what each scenario costs."""
 
     def __init__(
         self,
@@ -99,8 +101,10 @@ class Target:
         progress: AppInstance,
         stub_url: str,
         config: BenchConfig,
+        meter: CostMeter,
     ) -> None:
         self.client = client
+        self.meter = meter
         self.agent = agent
         self.progress = progress
         self.stub_url = stub_url

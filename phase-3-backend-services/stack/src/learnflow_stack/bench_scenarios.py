@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
-from learnflow_contracts.names import STATESTORE
 
 from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_cost import CostMeter
 from learnflow_stack.bench_events import EventLagResult, measure_event_lag
+from learnflow_stack.bench_floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
 from learnflow_stack.bench_load import (
     REQUEST_FAILURES,
+    Call,
     ScenarioResult,
     UnexpectedAnswer,
     describe,
@@ -30,6 +32,7 @@ from learnflow_stack.bench_requests import (
     quiz_update,
     stub_chat_request,
 )
+from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import AppInstance
 
 # Requests per scenario at --requests 1.0: sized so the default run, stack start included,
@@ -37,40 +40,68 @@ from learnflow_stack.stack import AppInstance
 STUB_DIRECT_REQUESTS = 100
 CACHE_MISS_REQUESTS = 60
 CACHE_HIT_REQUESTS = 400
-STATE_READ_REQUESTS = 400
+STATUS_REQUESTS = 400
 LESSON_LIST_REQUESTS = 300
 PROGRESS_HOT_REQUESTS = 200
 PROGRESS_MANY_REQUESTS = 200
 LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed page
 HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
+STUB_DIRECT = "LLM stub called directly (floor)"
 
 
 @dataclass(frozen=True)
 class Figures:
+    floors: list[ScenarioResult]  # each floor at each concurrency the scenarios use
     stub_direct: ScenarioResult
     cache_miss: ScenarioResult
-    state_read: ScenarioResult
     cache_hit: ScenarioResult
     lesson_list: ScenarioResult
     events_settled_seconds: float | None  # generation events consumed this long after the list
     progress_hot: ScenarioResult
     progress_many: ScenarioResult
+    status: ScenarioResult
     event_lag: EventLagResult
 
     def scenarios(self) -> list[ScenarioResult]:
         return [
             self.stub_direct,
             self.cache_miss,
-            self.state_read,
             self.cache_hit,
             self.lesson_list,
             self.progress_hot,
             self.progress_many,
+            self.status,
         ]
+
+    def floor_of(self, scenario: ScenarioResult) -> ScenarioResult | None:
+        """The floor ``scenario`` is compared with, measured at its concurrency."""
+        if scenario.floor == self.stub_direct.name:
+            return self.stub_direct
+        return next(
+            (
+                floor
+                for floor in self.floors
+                if floor.name == scenario.floor and floor.concurrency == scenario.concurrency
+            ),
+            None,
+        )
 
 
 class Workloads(Target):
     """The request scenarios, each a method run against the target stack."""
+
+    async def _measure(
+        self, name: str, call: Call, *, requests: int, concurrency: int, floor: str
+    ) -> ScenarioResult:
+        result = await measure(
+            name,
+            call,
+            requests=requests,
+            concurrency=concurrency,
+            deadline=self.deadline(),
+            meter=self.meter,
+        )
+        return dataclasses.replace(result, floor=floor)
 
     async def stub_direct(self) -> ScenarioResult:
         system_prompt = active_system_prompt()
@@ -80,7 +111,7 @@ class Workloads(Target):
             expect(await self.client.post(f"{self.stub_url}/v1/chat/completions", json=body), 200)
 
         return await measure(
-            "LLM stub called directly (baseline)",
+            STUB_DIRECT,
             call,
             requests=self.config.count(STUB_DIRECT_REQUESTS),
             concurrency=self.config.concurrency,
@@ -92,60 +123,31 @@ class Workloads(Target):
         async def call(index: int) -> None:
             await self.generate(self.id_for("miss", index), f"Miss topic {index}", 201)
 
-        return await measure(
+        return await self._measure(
             "Course Agent generate, cache miss",
             call,
             requests=self.config.count(CACHE_MISS_REQUESTS),
             concurrency=self.config.concurrency,
-            deadline=self.deadline(),
+            floor=STUB_DIRECT,
         )
 
-    async def cache_hit(self) -> tuple[ScenarioResult, ScenarioResult]:
-        """(one daprd state GET of the cached lesson, the cache hit that serves it)."""
+    async def cache_hit(self) -> ScenarioResult:
         learner = self.id_for("hit", "learner")
-        state_name, hit_name = (
-            "Dapr state GET of one key (baseline)",
-            "Course Agent generate, cache hit",
-        )
-        state_requests = self.config.count(STATE_READ_REQUESTS)
-        hit_requests = self.config.count(CACHE_HIT_REQUESTS)
+        name = "Course Agent generate, cache hit"
+        requests = self.config.count(CACHE_HIT_REQUESTS)
         try:
-            lesson = await self.generate(learner, "Cached topic", 201)
+            await self.generate(learner, "Cached topic", 201)
         except REQUEST_FAILURES as error:
-            reason = describe(error)
-            return (
-                ScenarioResult.set_up_failed(
-                    state_name, self.config.concurrency, state_requests, reason
-                ),
-                ScenarioResult.set_up_failed(
-                    hit_name, self.config.concurrency, hit_requests, reason
-                ),
+            return ScenarioResult.set_up_failed(
+                name, self.config.concurrency, requests, describe(error)
             )
-        state_url = (
-            f"{self.agent.sidecar.http_url}/v1.0/state/{STATESTORE}/lesson-{lesson['lesson_id']}"
-        )
-
-        async def read_state(_: int) -> None:
-            expect(await self.client.get(state_url, headers=self.agent.sidecar.api_headers), 200)
 
         async def hit(_: int) -> None:
             await self.generate(learner, "Cached topic", 200)
 
-        state_read = await measure(
-            state_name,
-            read_state,
-            requests=state_requests,
-            concurrency=self.config.concurrency,
-            deadline=self.deadline(),
+        return await self._measure(
+            name, hit, requests=requests, concurrency=self.config.concurrency, floor=STATE_GET
         )
-        cache_hit = await measure(
-            hit_name,
-            hit,
-            requests=hit_requests,
-            concurrency=self.config.concurrency,
-            deadline=self.deadline(),
-        )
-        return state_read, cache_hit
 
     async def _list_lessons(self, learner_id: str) -> int:
         response = await self.client.get(
@@ -188,12 +190,12 @@ class Workloads(Target):
             if (count := await self._list_lessons(learner)) != listed:
                 raise UnexpectedAnswer(f"GET /lessons listed {count}, before {listed} lessons")
 
-        result = await measure(
+        result = await self._measure(
             f"GET /lessons, learner with {listed} lessons",
             call,
             requests=requests,
             concurrency=self.config.concurrency,
-            deadline=deadline,
+            floor=BULK_GET,
         )
         if listed < generated:
             result = dataclasses.replace(
@@ -230,12 +232,12 @@ class Workloads(Target):
             )
             expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)
 
-        return await measure(
+        return await self._measure(
             name,
             call,
             requests=requests,
             concurrency=self.config.progress_concurrency,
-            deadline=self.deadline(),
+            floor=ACTOR,
         )
 
     async def progress_hot(self) -> ScenarioResult:
@@ -253,6 +255,20 @@ class Workloads(Target):
             self.config.count(PROGRESS_MANY_REQUESTS),
         )
 
+    async def status(self) -> ScenarioResult:
+        """GET /status of the learners the many-learners scenario just updated."""
+
+        async def call(index: int) -> None:
+            await self.lessons_assigned(self.id_for("many", index % PROGRESS_MANY_REQUESTS))
+
+        return await self._measure(
+            "GET /status, many learners",
+            call,
+            requests=self.config.count(STATUS_REQUESTS),
+            concurrency=self.config.progress_concurrency,
+            floor=ACTOR,
+        )
+
 
 async def measure_all(
     agent: AppInstance,
@@ -260,6 +276,7 @@ async def measure_all(
     stub_url: str,
     config: BenchConfig,
     authorization: dict[str, str],
+    processes: Sequence[ManagedProcess],
 ) -> Figures:
     async with httpx.AsyncClient(
         timeout=config.request_timeout_seconds,
@@ -269,23 +286,37 @@ async def measure_all(
             max_connections=4 * max(config.concurrency, config.progress_concurrency)
         ),
     ) as client:
-        work = Workloads(client, agent, progress, stub_url, config)
+        meter = CostMeter(
+            client,
+            processes,
+            {app.spec.app_id: app.sidecar.metrics_url for app in (agent, progress)},
+        )
+        target = (client, agent, progress, stub_url, config, meter)
+        floors = FloorWorkloads(*target)
+        measured_floors = [
+            floor
+            for concurrency in sorted({config.concurrency, config.progress_concurrency})
+            for floor in await floors.run(concurrency)
+        ]
+        work = Workloads(*target)
         stub_direct = await work.stub_direct()
         cache_miss = await work.cache_miss()
-        state_read, cache_hit = await work.cache_hit()
+        cache_hit = await work.cache_hit()
         lesson_list, listed_learner, generated = await work.lesson_list()
         settled = await work.settle(listed_learner, generated)
         progress_hot = await work.progress_hot()
         progress_many = await work.progress_many()
+        status = await work.status()
         event_lag = await measure_event_lag(work)
     return Figures(
+        floors=measured_floors,
         stub_direct=stub_direct,
         cache_miss=cache_miss,
-        state_read=state_read,
         cache_hit=cache_hit,
         lesson_list=lesson_list,
         events_settled_seconds=settled,
         progress_hot=progress_hot,
         progress_many=progress_many,
+        status=status,
         event_lag=event_lag,
     )

@@ -61,7 +61,7 @@ def _read(path: str) -> str | None:
         return None  # the process ended while we looked
 
 
-def _process_parents() -> dict[int, int]:
+def process_parents() -> dict[int, int]:
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (stat := _read(f"/proc/{entry.name}/stat")):
@@ -79,20 +79,33 @@ class ProcessUsage:
     cpu_seconds: float  # since it started: itself, its reaped and its living descendants
 
 
+def cpu_seconds_of(pid: int, parents: Mapping[int, int]) -> float:
+    """CPU time of ``pid`` since it started: itself, its reaped and its living descendants."""
+    stat = _read(f"/proc/{pid}/stat")
+    ticks = cpu_ticks(stat, reaped_children=True) if stat else 0
+    for child in descendants(pid, parents):
+        if child_stat := _read(f"/proc/{child}/stat"):
+            ticks += cpu_ticks(child_stat, reaped_children=False)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_process(processes: Iterable[ManagedProcess]) -> dict[str, float]:
+    parents = process_parents()
+    return {process.name: cpu_seconds_of(process.pid, parents) for process in processes}
+
+
 def process_usage(processes: Iterable[ManagedProcess]) -> list[ProcessUsage]:
-    parents = _process_parents()
-    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    parents = process_parents()
     measured: list[ProcessUsage] = []
     for process in processes:
-        status, stat = _read(f"/proc/{process.pid}/status"), _read(f"/proc/{process.pid}/stat")
+        status = _read(f"/proc/{process.pid}/status")
         peak = status_kib(status, "VmHWM") if status else None
-        ticks = cpu_ticks(stat, reaped_children=True) if stat else 0
-        child_peaks: list[int] = []
-        for child in descendants(process.pid, parents):
-            child_status, child_stat = _read(f"/proc/{child}/status"), _read(f"/proc/{child}/stat")
-            if child_status and child_stat and (child_peak := status_kib(child_status, "VmHWM")):
-                child_peaks.append(child_peak)
-                ticks += cpu_ticks(child_stat, reaped_children=False)
+        child_peaks = [
+            child_peak
+            for child in descendants(process.pid, parents)
+            if (child_status := _read(f"/proc/{child}/status"))
+            and (child_peak := status_kib(child_status, "VmHWM"))
+        ]
         measured.append(
             ProcessUsage(
                 name=process.name,
@@ -100,7 +113,7 @@ def process_usage(processes: Iterable[ManagedProcess]) -> list[ProcessUsage]:
                 peak_mib=None if peak is None else peak * 1024 / _MIB,
                 children=len(child_peaks),
                 children_peak_mib=sum(child_peaks) * 1024 / _MIB,
-                cpu_seconds=ticks / ticks_per_second,
+                cpu_seconds=cpu_seconds_of(process.pid, parents),
             )
         )
     return measured

@@ -164,6 +164,10 @@ class Sidecar:
         return f"http://{LOOPBACK}:{self.http_port}"
 
     @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
+
+    @property
     def api_headers(self) -> dict[str, str]:
         """What a call to this daprd's API must carry: its DAPR_API_TOKEN."""
         token = self.secrets_env.get("DAPR_API_TOKEN")
