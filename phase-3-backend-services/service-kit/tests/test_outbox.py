@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import pytest
-from learnflow_service_kit.dapr_client import DaprClient, Upsert
+from learnflow_service_kit.dapr_client import DaprClient, StateEntry, Upsert
 from learnflow_service_kit.outbox import Outbox, OutboxEvent, outbox_shard_key
 
 
@@ -22,6 +24,7 @@ class FakeSidecar:
         self.keys: list[str | None] = []
         self.lose_next_race = False
         self.rival_write: tuple[str, Any] | None = None
+        self.transactions = 0
 
     def pending(self) -> int:
         """Events waiting in the outbox shards, as stored."""
@@ -51,6 +54,7 @@ class FakeSidecar:
             )
         if path == "/v1.0/state/statestore/transaction":
             operations = json.loads(request.content)["operations"]
+            self.transactions += 1
             if self.rival_write:
                 key, value = self.rival_write
                 self.state[key], self.rival_write = (value, 1), None
@@ -102,20 +106,21 @@ def outbox(sidecar: FakeSidecar) -> Outbox:
 EVENT = OutboxEvent("lesson-1", "lesson-generated", {"lesson_id": "lesson-1"})
 
 
-async def _write_lesson() -> list[Upsert]:
+def _write_lesson(found: Mapping[str, StateEntry]) -> list[Upsert]:
     return [Upsert("lesson-lesson-1", {"title": "t"})]
 
 
 async def test_data_and_event_are_committed_together_then_published(
     outbox: Outbox, sidecar: FakeSidecar
 ) -> None:
-    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, EVENT)
     assert sidecar.state["lesson-lesson-1"][0] == {"title": "t"}
     assert sidecar.pending() == 1
 
     assert await outbox.publish_now(EVENT) is True
 
     assert sidecar.published == [("lesson-generated", {"lesson_id": "lesson-1"}, "lesson-1")]
+    await outbox.drain()
     assert sidecar.pending() == 0
 
 
@@ -124,13 +129,13 @@ async def test_a_lost_race_is_retried_with_fresh_reads(
 ) -> None:
     builds = 0
 
-    async def build() -> list[Upsert]:
+    def build(found: Mapping[str, StateEntry]) -> list[Upsert]:
         nonlocal builds
         builds += 1
-        return await _write_lesson()
+        return _write_lesson(found)
 
     sidecar.lose_next_race = True
-    await outbox.commit_with(build, EVENT)
+    await outbox.commit_with([], build, EVENT)
 
     assert builds == 2
     assert sidecar.state[outbox_shard_key("lesson-1")][0]["events"][0]["event_id"] == "lesson-1"
@@ -140,7 +145,7 @@ async def test_with_the_broker_down_the_event_waits_for_the_relay(
     outbox: Outbox, sidecar: FakeSidecar
 ) -> None:
     sidecar.broker_up = False
-    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, EVENT)
 
     assert await outbox.publish_now(EVENT) is False
     assert await outbox.relay_once() == 0
@@ -155,8 +160,8 @@ async def test_with_the_broker_down_the_event_waits_for_the_relay(
 async def test_staging_the_same_event_twice_keeps_one_copy(
     outbox: Outbox, sidecar: FakeSidecar
 ) -> None:
-    await outbox.commit_with(_write_lesson, EVENT)
-    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, EVENT)
 
     assert sidecar.pending() == 1
 
@@ -168,7 +173,7 @@ async def test_a_rival_creating_the_shard_first_is_not_overwritten(
     # Between our read of the (absent) shard and our commit, another replica creates it.
     sidecar.rival_write = (outbox_shard_key(EVENT.event_id), {"events": [rival.as_json()]})
 
-    await outbox.commit_with(_write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, EVENT)
 
     shard = sidecar.state[outbox_shard_key(EVENT.event_id)][0]
     assert [e["event_id"] for e in shard["events"]] == [rival.event_id, EVENT.event_id]
@@ -179,8 +184,8 @@ async def test_after_a_failed_publish_new_events_wait_for_the_backoff_not_the_br
 ) -> None:
     sidecar.broker_up = False
     second = OutboxEvent("lesson-2", "lesson-generated", {"lesson_id": "lesson-2"})
-    await outbox.commit_with(_write_lesson, EVENT)
-    await outbox.commit_with(_write_lesson, second)
+    await outbox.commit_with([], _write_lesson, EVENT)
+    await outbox.commit_with([], _write_lesson, second)
 
     assert await outbox.publish_now(EVENT) is False
     sidecar.broker_up = True
@@ -198,7 +203,7 @@ async def test_a_relay_pass_stops_at_the_first_failed_publish(
 ) -> None:
     for n in range(5):
         event = OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
-        await outbox.commit_with(_write_lesson, event)
+        await outbox.commit_with([], _write_lesson, event)
     sidecar.broker_up = False
     attempts_before = sidecar.publish_attempts
 
@@ -212,8 +217,57 @@ async def test_the_relay_publishes_with_the_stored_partition_key(
     outbox: Outbox, sidecar: FakeSidecar
 ) -> None:
     keyed = OutboxEvent("lesson-9", "lesson-generated", {"lesson_id": "lesson-9"}, "ada")
-    await outbox.commit_with(_write_lesson, keyed)
+    await outbox.commit_with([], _write_lesson, keyed)
 
     assert await outbox.relay_once() == 1
 
     assert sidecar.keys == ["ada"]
+
+
+async def test_build_gets_the_keys_it_reads_with_their_etags(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    sidecar.state["index"] = ({"lessons": ["a"]}, 7)
+    seen: list[Mapping[str, StateEntry]] = []
+
+    def build(found: Mapping[str, StateEntry]) -> list[Upsert]:
+        seen.append(found)
+        return [Upsert("index", {"lessons": ["b", "a"]}, etag=found["index"].etag)]
+
+    await outbox.commit_with(["index", "absent"], build, EVENT)
+
+    assert seen[0]["index"] == StateEntry({"lessons": ["a"]}, "7")
+    assert "absent" not in seen[0]
+    assert sidecar.state["index"][0] == {"lessons": ["b", "a"]}
+
+
+async def test_events_published_together_are_unstaged_in_one_write_per_shard(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    events = [
+        OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
+        for n in range(20)
+    ]
+    for event in events:
+        await outbox.commit_with([], _write_lesson, event)
+    staged = sidecar.transactions
+
+    assert all(await asyncio.gather(*(outbox.publish_now(e) for e in events)))
+    await outbox.drain()
+
+    assert sidecar.pending() == 0
+    shards = {outbox_shard_key(e.event_id) for e in events}
+    assert sidecar.transactions - staged == len(shards) < len(events)
+
+
+async def test_the_relay_does_not_republish_what_is_waiting_to_be_unstaged(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    await outbox.commit_with([], _write_lesson, EVENT)
+    assert await outbox.publish_now(EVENT) is True
+
+    assert await outbox.relay_once() == 0  # before the batch ran: still staged, skipped
+    await outbox.drain()
+
+    assert [event_id for _, _, event_id in sidecar.published] == ["lesson-1"]
+    assert sidecar.pending() == 0

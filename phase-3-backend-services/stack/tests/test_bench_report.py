@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from learnflow_stack.bench_config import BenchConfig
 from learnflow_stack.bench_cost import ScenarioCost
+from learnflow_stack.bench_drain import DrainResult, applied_count
 from learnflow_stack.bench_events import EventLagResult
 from learnflow_stack.bench_load import ScenarioResult
 from learnflow_stack.bench_report import BenchReport, render
@@ -60,6 +61,15 @@ def _report() -> BenchReport:
         progress_hot=_scenario("hot learner", 0.030),
         progress_many=_scenario("many learners", 0.015),
         status=_scenario("status", 0.0075, floor="actor call"),
+        drain=DrainResult(
+            events=2000,
+            learners=400,
+            produce_seconds=0.4,
+            applied=2000,
+            first_applied_seconds=0.1,
+            half_applied_seconds=2.0,
+            all_applied_seconds=4.0,
+        ),
         event_lag=EventLagResult(
             lone_published=5,
             lone=LatencySummary(count=5, p50=0.05, p95=0.06, p99=0.06, mean=0.05, maximum=0.061),
@@ -114,6 +124,7 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
     assert "lag p50 400 ms, p95 900 ms, p99 1000 ms, max 1010 ms" in text
     assert "NOTE on lesson list: the list shows 19 of the 20 lessons" in text
     assert "3, 60.0 MiB" in next(line for line in text.splitlines() if "postgres" in line)
+    assert "all at 4.00 s -> 500 events/s" in text
 
 
 def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:
@@ -134,3 +145,12 @@ def test_report_as_json_holds_the_overheads_in_seconds() -> None:
     assert document["service_overhead"] == pytest.approx({"p50": 0.06, "p95": 0.09, "p99": 0.12})
     assert document["figures"]["cache_miss"]["cut_short"] is True
     assert document["config"]["json_path"] is None
+
+
+def test_applied_count_reads_the_applied_series_only() -> None:
+    metrics = (
+        'lesson_events_total{outcome="duplicate"} 4.0\n'
+        'lesson_events_total{outcome="applied"} 1234.0\n'
+    )
+    assert applied_count(metrics) == 1234
+    assert applied_count("") == 0

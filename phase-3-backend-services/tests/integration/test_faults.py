@@ -292,8 +292,8 @@ def _record(
 
 def _applied_attempts(pg: psycopg.Connection[Any], learner: str) -> set[str]:
     """The attempt ids the learner's actor state holds, read straight from PostgreSQL."""
-    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||progress")
-    return set(stored["applied_attempt_ids"]) if stored else set()
+    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    return set(stored["progress"]["applied_attempt_ids"]) if stored else set()
 
 
 def _progress_events(read_topic: TopicReader, learner: str) -> list[dict[str, Any]]:

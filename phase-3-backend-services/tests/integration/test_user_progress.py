@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -84,8 +83,10 @@ def test_an_update_is_an_actor_state_row_in_postgres(
 
     assert response.status_code == 200, response.text
     assert response.json()["average_score"] == 72
-    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||progress")
-    assert update["attempt_id"] in json.dumps(stored)
+    # One document holds the progress and the events not yet known to be published.
+    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    assert update["attempt_id"] in stored["progress"]["applied_attempt_ids"]
+    assert set(stored) == {"progress", "outbox"}
 
 
 def test_a_retried_attempt_is_applied_once(stack: Stack) -> None:
@@ -270,7 +271,7 @@ def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_without_block
     # A learner whose stored progress cannot be read: every delivery for them fails (RETRY).
     pg.execute(
         "INSERT INTO state (key, value) VALUES (%s, %s)",
-        (f"user-progress||LearnerProgressActor||{broken}||progress", b'{"not": "progress"}'),
+        (f"user-progress||LearnerProgressActor||{broken}||learner", b'{"not": "progress"}'),
     )
     stuck_id = _produce(
         stack, LESSON_GENERATED_TOPIC, broken, _lesson_event(broken, f"lesson-{uuid.uuid4().hex}")

@@ -3,6 +3,7 @@ routes validate, map failures to clear statuses, and tell Dapr SUCCESS / RETRY /
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ class InMemoryProgress:
     def __init__(self) -> None:
         self.learners: dict[str, Any] = {}
         self.down = False
+        self.failing_learners: set[str] = set()
+        self.batches: list[tuple[str, list[str]]] = []
 
     def _state(self, learner_id: str) -> Any:
         if self.down:
@@ -40,10 +43,16 @@ class InMemoryProgress:
         ).state
         return learner_status(self.learners[update.learner_id], datetime.now(UTC))
 
-    async def record_lesson(self, event: LessonGeneratedV1) -> bool:
-        result = apply_lesson_generated(self._state(event.learner_id), event)
-        self.learners[event.learner_id] = result.state
-        return result.applied
+    async def record_lessons(self, learner_id: str, events: Sequence[LessonGeneratedV1]) -> int:
+        if learner_id in self.failing_learners:
+            raise ServiceError(503, "state_store_unavailable", "down")
+        self.batches.append((learner_id, [e.lesson_id for e in events]))
+        applied = 0
+        for event in events:
+            result = apply_lesson_generated(self._state(learner_id), event)
+            self.learners[learner_id] = result.state
+            applied += result.applied
+        return applied
 
     async def status(self, learner_id: str) -> LearnerStatus:
         return learner_status(self._state(learner_id), datetime.now(UTC))
@@ -81,6 +90,23 @@ def _lesson_event(**overrides: Any) -> dict[str, Any]:
     return {"specversion": "1.0", "id": "ce-1", "type": "com.dapr.event.sent", "data": data}
 
 
+def _delivery(*events: Any) -> dict[str, Any]:
+    """A bulk delivery as daprd sends it: one entry per event, each with its entry id."""
+    return {
+        "id": "delivery-1",
+        "topic": "lesson-generated",
+        "pubsubname": "pubsub",
+        "entries": [
+            {"entryId": f"e{n}", "event": event, "contentType": "application/cloudevents+json"}
+            for n, event in enumerate(events)
+        ],
+    }
+
+
+def _statuses(answer: Any) -> list[str]:
+    return [s["status"] for s in answer.json()["statuses"]]
+
+
 def test_update_then_status(client: TestClient) -> None:
     update = {
         "learner_id": "ada",
@@ -98,13 +124,25 @@ def test_update_then_status(client: TestClient) -> None:
 def test_a_valid_event_is_acked_and_a_redelivery_is_acked_without_change(
     client: TestClient, progress: InMemoryProgress
 ) -> None:
-    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
-        "status": "SUCCESS"
-    }
-    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
-        "status": "SUCCESS"
-    }
+    answer = client.post("/events/lesson-generated", json=_delivery(_lesson_event()))
+    assert answer.json() == {"statuses": [{"entryId": "e0", "status": "SUCCESS"}]}
+    again = client.post("/events/lesson-generated", json=_delivery(_lesson_event()))
+    assert _statuses(again) == ["SUCCESS"]
     assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 1
+
+
+def test_a_learners_events_are_applied_in_one_batch_in_their_order(
+    client: TestClient, progress: InMemoryProgress
+) -> None:
+    delivery = _delivery(
+        _lesson_event(lesson_id="lesson-1"),
+        _lesson_event(lesson_id="lesson-2", learner_id="bo"),
+        _lesson_event(lesson_id="lesson-3"),
+    )
+
+    assert _statuses(client.post("/events/lesson-generated", json=delivery)) == ["SUCCESS"] * 3
+
+    assert sorted(progress.batches) == [("ada", ["lesson-1", "lesson-3"]), ("bo", ["lesson-2"])]
 
 
 @pytest.mark.parametrize(
@@ -118,19 +156,37 @@ def test_a_valid_event_is_acked_and_a_redelivery_is_acked_without_change(
     ],
     ids=["bad-level", "bad-learner", "no-data", "a-list", "a-string"],
 )
-def test_a_malformed_event_is_dropped_to_the_dead_letter_topic(
-    client: TestClient, cloud_event: Any
+def test_a_malformed_event_is_dropped_to_the_dead_letter_topic_alone(
+    client: TestClient, progress: InMemoryProgress, cloud_event: Any
 ) -> None:
-    assert client.post("/events/lesson-generated", json=cloud_event).json() == {"status": "DROP"}
+    delivery = _delivery(cloud_event, _lesson_event())
+
+    answer = client.post("/events/lesson-generated", json=delivery)
+
+    assert _statuses(answer) == ["DROP", "SUCCESS"]
+    assert progress.batches == [("ada", ["lesson-1"])]
 
 
-def test_a_store_outage_asks_dapr_to_redeliver(
+def test_a_store_outage_asks_dapr_to_redeliver_that_learners_events_only(
     client: TestClient, progress: InMemoryProgress
 ) -> None:
-    progress.down = True
-    assert client.post("/events/lesson-generated", json=_lesson_event()).json() == {
-        "status": "RETRY"
-    }
+    progress.failing_learners = {"bo"}
+    delivery = _delivery(_lesson_event(learner_id="bo"), _lesson_event())
+
+    assert _statuses(client.post("/events/lesson-generated", json=delivery)) == [
+        "RETRY",
+        "SUCCESS",
+    ]
+
+
+@pytest.mark.parametrize(
+    "body", [_lesson_event(), {"entries": "x"}, [1]], ids=["single", "bad", "list"]
+)
+def test_a_body_that_is_not_a_bulk_delivery_is_a_400(client: TestClient, body: Any) -> None:
+    answer = client.post("/events/lesson-generated", json=body)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "malformed_delivery"
 
 
 def test_a_store_outage_is_a_503_for_callers(
@@ -153,7 +209,7 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
 def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress) -> None:
     app = create_app(Settings(APP_API_TOKEN="sidecar-token", AUTH_DISABLED=True), progress=progress)
     client = TestClient(app)
-    forged = client.post("/events/lesson-generated", json=_lesson_event())
+    forged = client.post("/events/lesson-generated", json=_delivery(_lesson_event()))
     assert forged.status_code == 401
     assert forged.json()["error"]["code"] == "dapr_app_token_invalid"
     wrong = {"dapr-api-token": "guess"}
@@ -164,8 +220,10 @@ def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress
     assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 0
 
     sidecar = {"dapr-api-token": "sidecar-token"}
-    accepted = client.post("/events/lesson-generated", json=_lesson_event(), headers=sidecar)
-    assert accepted.json() == {"status": "SUCCESS"}
+    accepted = client.post(
+        "/events/lesson-generated", json=_delivery(_lesson_event()), headers=sidecar
+    )
+    assert _statuses(accepted) == ["SUCCESS"]
     assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 1
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
-from learnflow_service_kit.dapr_client import DaprClient, Upsert
+from learnflow_service_kit.dapr_client import DaprClient, StateEntry, Upsert
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
 
@@ -83,8 +84,8 @@ class LessonStore:
         index_key = learner_index_key(record.learner_id)
         entry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
 
-        async def operations() -> list[Upsert]:
-            index = await self._dapr.get_state(index_key)
+        def operations(found: Mapping[str, StateEntry]) -> list[Upsert]:
+            index = found.get(index_key)
             entries = index.value["lessons"] if index else []
             return [
                 Upsert(lesson_key(record.lesson_id), record.model_dump(mode="json")),
@@ -107,7 +108,7 @@ class LessonStore:
             data=record.generated_event().model_dump(mode="json"),
             partition_key=record.learner_id,
         )
-        await self._outbox.commit_with(operations, event)
+        await self._outbox.commit_with([index_key], operations, event)
         self._outbox.publish_soon(event)
 
     async def page(

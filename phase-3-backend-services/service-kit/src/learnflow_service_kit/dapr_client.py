@@ -171,7 +171,9 @@ class DaprClient:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, path, **kwargs)
-        except httpx.PoolTimeout as error:
+        except (httpx.PoolTimeout, httpx.ConnectTimeout) as error:
+            # Over the aiohttp transport, waiting for a free connection ends as ConnectTimeout
+            # (connecting itself is instant on loopback).
             self._pool_exhausted()
             raise SidecarUnavailable("Dapr sidecar: no free connection (PoolTimeout)") from error
         except (httpx.TransportError, httpx.TimeoutException) as error:
@@ -324,6 +326,61 @@ class DaprClient:
         if response.status_code != 200:
             raise ActorCallFailed(response.status_code, response.text)
         return response.json() if response.content else None
+
+    # -- actor state and reminders (for the actors this app hosts) ---------------------------
+    # The SDK's own actor state client opens a new HTTP connection for every call; these share
+    # the pool, and a failed save never leaves a stale value cached in the actor.
+
+    async def get_actor_state(self, actor_type: str, actor_id: str, key: str) -> Any | None:
+        response = await self._request("GET", f"/v1.0/actors/{actor_type}/{actor_id}/state/{key}")
+        if response.status_code == 204 or (response.status_code == 200 and not response.content):
+            return None
+        if response.status_code != 200:
+            raise StateStoreUnavailable(
+                f"actor state get failed: {response.status_code} {response.text}"
+            )
+        return response.json()
+
+    async def save_actor_state(
+        self, actor_type: str, actor_id: str, values: Mapping[str, Any]
+    ) -> None:
+        """Upsert every key of ``values`` in one transaction."""
+        operations = [
+            {"operation": "upsert", "request": {"key": key, "value": value}}
+            for key, value in values.items()
+        ]
+        response = await self._request(
+            "PUT", f"/v1.0/actors/{actor_type}/{actor_id}/state", json=operations
+        )
+        if response.status_code not in (200, 204):
+            raise StateStoreUnavailable(
+                f"actor state save failed: {response.status_code} {response.text}"
+            )
+
+    async def register_reminder(
+        self, actor_type: str, actor_id: str, name: str, every_seconds: float
+    ) -> None:
+        """A reminder due in ``every_seconds`` and every ``every_seconds`` after that; daprd
+        keeps it (in the scheduler) until it is unregistered, across restarts."""
+        period = f"{every_seconds:g}s"
+        response = await self._request(
+            "PUT",
+            f"/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}",
+            json={"dueTime": period, "period": period},
+        )
+        if response.status_code not in (200, 204):
+            raise StateStoreUnavailable(
+                f"reminder registration failed: {response.status_code} {response.text}"
+            )
+
+    async def unregister_reminder(self, actor_type: str, actor_id: str, name: str) -> None:
+        response = await self._request(
+            "DELETE", f"/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}"
+        )
+        if response.status_code not in (200, 204):
+            raise StateStoreUnavailable(
+                f"reminder removal failed: {response.status_code} {response.text}"
+            )
 
     async def _probe_get(self, path: str) -> httpx.Response | None:
         try:

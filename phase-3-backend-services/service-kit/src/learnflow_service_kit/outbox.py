@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from learnflow_service_kit.dapr_client import (
     EtagMismatch,
     PublishFailed,
     SidecarUnavailable,
+    StateEntry,
     StateStoreUnavailable,
     Upsert,
 )
@@ -37,6 +38,9 @@ log = structlog.get_logger()
 
 SHARDS = 8
 _CAS_ATTEMPTS = 20
+# How long a published event waits to be unstaged with the ones published after it. Shorter
+# than any relay interval, so another replica's relay rarely republishes it meanwhile.
+_FORGET_BATCH_SECONDS = 0.05
 
 PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["topic"])
 PUBLISH_FAILURES = Counter("outbox_publish_failures_total", "Failed outbox publish attempts")
@@ -68,24 +72,28 @@ def outbox_shard_key(event_id: str) -> str:
     return f"outbox-shard-{shard}"
 
 
+Build = Callable[[Mapping[str, StateEntry]], Sequence[Upsert]]
+
+
 class Outbox:
     def __init__(self, dapr: DaprClient, backoff: Backoff | None = None) -> None:
         self._dapr = dapr
         self._backoff = backoff or Backoff()
         self._publishing: set[asyncio.Task[bool]] = set()
+        self._to_forget: dict[str, set[str]] = {}  # shard key -> ids published, still staged
+        self._forgetting: asyncio.Task[None] | None = None
 
-    async def commit_with(
-        self, build: Callable[[], Awaitable[Sequence[Upsert]]], event: OutboxEvent
-    ) -> None:
-        """Commit what ``build`` returns and stage ``event``, atomically.
+    async def commit_with(self, reads: Sequence[str], build: Build, event: OutboxEvent) -> None:
+        """Commit what ``build`` makes of the current entries of the ``reads`` keys, and stage
+        ``event``, atomically. The keys and the event's shard are read in one bulk GET.
 
-        ``build`` is called again after a lost optimistic-concurrency race, so it must read
-        what it depends on (and carry those ETags) each time.
+        After a lost optimistic-concurrency race everything is read and built again, so
+        ``build`` must carry the ETags of what it depends on.
         """
         shard_key = outbox_shard_key(event.event_id)
         for _ in range(_CAS_ATTEMPTS):
-            operations = await build()
-            shard = await self._dapr.get_state(shard_key)
+            found = await self._dapr.get_bulk_state([*reads, shard_key])
+            shard = found.get(shard_key)
             events = list(shard.value["events"]) if shard else []
             if all(e["event_id"] != event.event_id for e in events):
                 events.append(event.as_json())
@@ -96,7 +104,7 @@ class Outbox:
                 new_only=shard is None,
             )
             try:
-                await self._dapr.transact([*operations, staged])
+                await self._dapr.transact([*build(found), staged])
                 return
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
@@ -112,8 +120,11 @@ class Outbox:
         task.add_done_callback(self._publishing.discard)
 
     async def drain(self) -> None:
-        """Wait for background publishes (shutdown, tests)."""
+        """Wait for background publishes and the removal of what they published (shutdown,
+        tests)."""
         await asyncio.gather(*self._publishing, return_exceptions=True)
+        if self._forgetting is not None:
+            await asyncio.gather(self._forgetting, return_exceptions=True)
 
     async def publish_now(self, event: OutboxEvent) -> bool:
         """Best-effort immediate delivery after commit; the relay covers any failure."""
@@ -128,14 +139,26 @@ class Outbox:
             return False
         self._backoff.succeeded()
         PUBLISHED.labels(event.topic).inc()
-        try:
-            await self._forget(outbox_shard_key(event.event_id), {event.event_id})
-        except (SidecarUnavailable, StateStoreUnavailable) as error:
-            # Published but still staged: the relay republishes it, consumers dedupe.
-            log.warning(
-                "outbox entry left for the relay", event_id=event.event_id, error=str(error)
-            )
+        self._forget_soon(event.event_id)
         return True
+
+    def _forget_soon(self, event_id: str) -> None:
+        """Unstage a published event with the others published meanwhile: one read and one
+        write per shard for the whole batch, instead of two round trips per event."""
+        self._to_forget.setdefault(outbox_shard_key(event_id), set()).add(event_id)
+        if self._forgetting is None or self._forgetting.done():
+            self._forgetting = asyncio.ensure_future(self._forget_batches())
+
+    async def _forget_batches(self) -> None:
+        while self._to_forget:
+            await asyncio.sleep(_FORGET_BATCH_SECONDS)
+            batch, self._to_forget = self._to_forget, {}
+            for shard_key, event_ids in batch.items():
+                try:
+                    await self._forget(shard_key, event_ids)
+                except (SidecarUnavailable, StateStoreUnavailable) as error:
+                    # Published but still staged: the relay republishes, consumers dedupe.
+                    log.warning("outbox entries left for the relay", error=str(error))
 
     def backoff_seconds(self) -> float:
         return self._backoff.remaining()
@@ -154,6 +177,8 @@ class Outbox:
             entry = await self._dapr.get_state(key)
             done: set[str] = set()
             for raw in entry.value["events"] if entry else []:
+                if raw["event_id"] in self._to_forget.get(key, ()):
+                    continue  # published already, about to be unstaged
                 if broker_failing:
                     pending += 1
                     continue

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     # A teacher's token: the load generator acts for many learners.
                     stack.auth_headers(),
                     [*stack.processes(), stub],
+                    stack.kafka_bootstrap,
                 )
             )
             processes = process_usage([*stack.processes(), stub])

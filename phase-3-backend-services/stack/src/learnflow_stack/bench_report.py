@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from learnflow_stack.bench_config import BenchConfig
+from learnflow_stack.bench_drain import DrainResult
 from learnflow_stack.bench_events import EventLagResult
 from learnflow_stack.bench_load import ScenarioResult
 from learnflow_stack.bench_scenarios import Figures
@@ -39,6 +40,8 @@ class BenchReport:
         lag = self.figures.event_lag
         measured = [*self.figures.floors, *self.figures.scenarios()]
         scenario_errors = sum(s.errors for s in measured)
+        drain = self.figures.drain
+        scenario_errors += drain.events - drain.applied
         return scenario_errors + lag.publish_errors + lag.poll_errors
 
     def as_json(self) -> dict[str, Any]:
@@ -164,6 +167,7 @@ def render(report: BenchReport) -> str:
         *_cost_lines([*figures.floors, *figures.scenarios()]),
         "",
         *_event_lag_lines(figures.event_lag),
+        *_drain_lines(figures.drain),
         "",
         *_usage_lines(report.processes),
     ]
@@ -229,6 +233,29 @@ def _event_lag_lines(lag: EventLagResult) -> list[str]:
     lines.append(f"  {lag.publish_errors} publish errors, {lag.poll_errors} poll errors")
     if lag.first_error:
         lines.append(f"  first error: {lag.first_error}")
+    return lines
+
+
+def _drain_lines(drain: DrainResult) -> list[str]:
+    def at(seconds: float | None) -> str:
+        return "never" if seconds is None else f"{seconds:.2f} s"
+
+    lines = [
+        f"Backlog drain: {drain.events} lesson-generated events ({drain.learners} learners) put "
+        f"straight on Kafka in {drain.produce_seconds:.2f} s",
+        f"  applied {drain.applied}: first at {at(drain.first_applied_seconds)}, half at "
+        f"{at(drain.half_applied_seconds)}, all at {at(drain.all_applied_seconds)} "
+        f"-> {drain.events_per_second:.0f} events/s",
+    ]
+    if drain.cost:
+        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in drain.cost.cpu_ms.items() if ms)
+        lines.append(
+            f"  per event: {drain.cost.deliveries.get('user-progress', 0):.2f} deliveries to "
+            f"user-progress, {drain.cost.round_trips.get('user-progress', 0):.2f} of its calls "
+            f"to daprd; CPU ms {cpu}"
+        )
+    if drain.first_error:
+        lines.append(f"  first error: {drain.first_error}")
     return lines
 
 

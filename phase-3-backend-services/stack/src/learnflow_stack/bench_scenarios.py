@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from learnflow_stack.bench_config import BenchConfig
 from learnflow_stack.bench_cost import CostMeter
+from learnflow_stack.bench_drain import DrainResult, measure_drain
 from learnflow_stack.bench_events import EventLagResult, measure_event_lag
 from learnflow_stack.bench_floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
 from learnflow_stack.bench_load import (
@@ -61,6 +63,7 @@ class Figures:
     progress_many: ScenarioResult
     status: ScenarioResult
     event_lag: EventLagResult
+    drain: DrainResult
 
     def scenarios(self) -> list[ScenarioResult]:
         return [
@@ -277,14 +280,17 @@ async def measure_all(
     config: BenchConfig,
     authorization: dict[str, str],
     processes: Sequence[ManagedProcess],
+    kafka_bootstrap: str,
 ) -> Figures:
+    connections = httpx.Limits(
+        max_connections=4 * max(config.concurrency, config.progress_concurrency)
+    )
     async with httpx.AsyncClient(
         timeout=config.request_timeout_seconds,
         headers=authorization,
         trust_env=False,  # loopback only: never through a proxy from the environment
-        limits=httpx.Limits(
-            max_connections=4 * max(config.concurrency, config.progress_concurrency)
-        ),
+        # The load generator shares the CPUs with the stack: aiohttp under httpx costs it half.
+        transport=AiohttpTransport(limits=connections, trust_env=False),
     ) as client:
         meter = CostMeter(
             client,
@@ -308,6 +314,7 @@ async def measure_all(
         progress_many = await work.progress_many()
         status = await work.status()
         event_lag = await measure_event_lag(work)
+        drain = await measure_drain(work, kafka_bootstrap)
     return Figures(
         floors=measured_floors,
         stub_direct=stub_direct,
@@ -319,4 +326,5 @@ async def measure_all(
         progress_many=progress_many,
         status=status,
         event_lag=event_lag,
+        drain=drain,
     )

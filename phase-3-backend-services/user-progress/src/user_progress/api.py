@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Depends, Query, Request
-from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.dapr_client import SidecarUnavailable
 from learnflow_service_kit.end_user_auth import AUTH_ERRORS, AuthenticatedCaller
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest
+from user_progress.lesson_deliveries import LearnerBatch, Status, read_bulk_delivery
 from user_progress.progress_gateway import ProgressGateway
 
 log = structlog.get_logger()
@@ -88,29 +88,37 @@ async def projection(
 
 @router.post("/events/lesson-generated", include_in_schema=False)
 async def lesson_generated(
-    progress: Gateway, cloud_event: Annotated[Any, Body()] = None
-) -> dict[str, str]:
-    """Dapr delivers a CloudEvent. SUCCESS acks, RETRY redelivers, DROP dead-letters."""
-    data = cloud_event.get("data") if isinstance(cloud_event, dict) else None
-    try:
-        event = LessonGeneratedV1.model_validate(data)
-    except ValidationError as invalid:
+    progress: Gateway, envelope: Annotated[Any, Body()] = None
+) -> dict[str, list[dict[str, str]]]:
+    """Dapr delivers lesson-generated events in bulk; each entry is answered SUCCESS, RETRY
+    (redeliver) or DROP (dead-letter). Each learner's events are applied in one actor turn,
+    the learners concurrently."""
+    delivery = read_bulk_delivery(envelope)
+    if delivery is None:
+        raise ServiceError(400, "malformed_delivery", "body: not a Dapr bulk delivery (no entries)")
+    for event_id in delivery.dropped_event_ids:
         EVENTS.labels("dropped").inc()
-        log.warning(
-            "malformed lesson-generated event dead-lettered",
-            event_id=cloud_event.get("id") if isinstance(cloud_event, dict) else None,
-            errors=invalid.error_count(),
-        )
-        return {"status": "DROP"}
+        log.warning("malformed lesson-generated event dead-lettered", event_id=event_id)
+    batches = list(delivery.batches.values())
+    outcomes = await asyncio.gather(*(_record(progress, batch) for batch in batches))
+    for batch, outcome in zip(batches, outcomes, strict=True):
+        for entry_id in batch.entry_ids:
+            delivery.statuses[entry_id] = outcome
+    return delivery.answer()
+
+
+async def _record(progress: ProgressGateway, batch: LearnerBatch) -> Status:
     try:
-        applied = await progress.record_lesson(event)
+        applied = await progress.record_lessons(batch.learner_id, batch.events)
     except (ServiceError, SidecarUnavailable) as failure:
-        EVENTS.labels("retried").inc()
+        EVENTS.labels("retried").inc(len(batch.events))
         log.warning(
-            "lesson-generated event will be redelivered",
-            lesson_id=event.lesson_id,
+            "lesson-generated events will be redelivered",
+            learner_id=batch.learner_id,
+            lessons=len(batch.events),
             error=str(failure),
         )
-        return {"status": "RETRY"}
-    EVENTS.labels("applied" if applied else "duplicate").inc()
-    return {"status": "SUCCESS"}
+        return "RETRY"
+    EVENTS.labels("applied").inc(applied)
+    EVENTS.labels("duplicate").inc(len(batch.events) - applied)
+    return "SUCCESS"

@@ -39,6 +39,7 @@ def create_app(
         return LearnerProgressActor(
             ctx,
             actor_id,
+            sidecar=actor_sidecar,
             events=events,
             flush_every=timedelta(seconds=settings.outbox_flush_seconds),
             turns=turns,

@@ -1,16 +1,20 @@
 """One Dapr actor per learner: updates for a learner are applied one at a time, and the
-learner's progress plus its unpublished events are saved together in the actor state store.
+learner's progress plus its unpublished events are saved together, as one state document.
 
-Publishing ``progress-updated``: the event is saved in the actor's outbox with the progress (one
-transaction), then sent in the background by the ``EventSender``; the learner's next turn or a
+Publishing ``progress-updated``: the event is saved in the document's outbox with the progress
+(one write), then sent in the background by the ``EventSender``; the learner's next turn or a
 reminder drops it from the outbox once sent, and the reminder publishes whatever was not. The
-reminder is armed *before* the first pending event is saved, so a crash between saving and
-publishing still ends with the event published.
+reminder is armed *before* the first pending event of an activation is saved, so a crash between
+saving and publishing still ends with the event published; it unregisters itself once the outbox
+is empty.
 
 Every method runs as an ``ActorTurns`` turn (one at a time per learner in this process, even when
 daprd has given the turn away after a caller timed out), and ``ApplyUpdate`` carries a
 ``not_after``: an update whose turn comes too late is refused, never applied after its caller
 was told it failed.
+
+The document is read once per activation and kept; it is replaced only after a write succeeded,
+and dropped (read again next turn) when a write failed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
 from learnflow_service_kit.actor_turns import ActorTurns, expired
+from learnflow_service_kit.dapr_client import DaprClient
 from prometheus_client import Counter
+from pydantic import BaseModel
 
 from user_progress.domain import (
     LearnerProgress,
@@ -41,9 +47,7 @@ from user_progress.event_sender import EventSender
 
 ACTOR_TYPE = "LearnerProgressActor"
 FLUSH_REMINDER = "flush-outbox"
-_PROGRESS = "progress"
-_OUTBOX = "outbox"
-_ARMED = "outbox-armed"
+_STATE_KEY = "learner"
 
 log = structlog.get_logger()
 DUPLICATES = Counter(
@@ -55,8 +59,8 @@ class LearnerProgressActorInterface(ActorInterface):
     @actormethod(name="ApplyUpdate")
     async def apply_update(self, call: dict[str, Any]) -> dict[str, Any]: ...
 
-    @actormethod(name="RecordLesson")
-    async def record_lesson(self, event: dict[str, Any]) -> dict[str, Any]: ...
+    @actormethod(name="RecordLessons")
+    async def record_lessons(self, call: dict[str, Any]) -> dict[str, Any]: ...
 
     @actormethod(name="GetStatus")
     async def get_status(self) -> dict[str, Any]: ...
@@ -65,19 +69,30 @@ class LearnerProgressActorInterface(ActorInterface):
     async def get_projection(self) -> dict[str, Any]: ...
 
 
+class StoredLearner(BaseModel):
+    """The actor's one state document."""
+
+    progress: LearnerProgress
+    outbox: list[dict[str, Any]] = []  # progress-updated events not yet known to be sent
+
+
 class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
     def __init__(
         self,
         ctx: ActorRuntimeContext,
         actor_id: ActorId,
+        sidecar: DaprClient,
         events: EventSender,
         flush_every: timedelta,
         turns: ActorTurns,
     ) -> None:
         super().__init__(ctx, actor_id)
+        self._sidecar = sidecar
         self._events = events
         self._flush_every = flush_every
         self._turns = turns
+        self._stored: StoredLearner | None = None
+        self._reminder_armed = False
 
     async def apply_update(self, call: dict[str, Any]) -> dict[str, Any]:
         """``call``: ``{"update": <ProgressUpdateRequest>, "not_after": <epoch seconds>}``;
@@ -88,7 +103,8 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         return await self._turns.run(self.id.id, lambda: self._apply_update(request))
 
     async def _apply_update(self, request: ProgressUpdateRequest) -> dict[str, Any]:
-        result = apply_update(await self._progress(), request)
+        stored = await self._load()
+        result = apply_update(stored.progress, request)
         if not result.applied:
             DUPLICATES.labels("update").inc()
         else:
@@ -97,29 +113,40 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
                 "data": progress_updated_event(request, result.state).model_dump(mode="json"),
                 "partition_key": request.learner_id,
             }
-            await self._save(result.state, event)
+            if not self._reminder_armed:
+                await self._sidecar.register_reminder(
+                    ACTOR_TYPE, self.id.id, FLUSH_REMINDER, self._flush_every.total_seconds()
+                )
+                self._reminder_armed = True
+            await self._save(StoredLearner(progress=result.state, outbox=[*self._unsent(), event]))
             self._events.send_soon(PROGRESS_UPDATED_TOPIC, event)
         return {"status": learner_status(result.state, datetime.now(UTC)).model_dump(mode="json")}
 
-    async def record_lesson(self, event: dict[str, Any]) -> dict[str, Any]:
-        lesson = LessonGeneratedV1.model_validate(event)
-        return await self._turns.run(self.id.id, lambda: self._record_lesson(lesson))
+    async def record_lessons(self, call: dict[str, Any]) -> dict[str, Any]:
+        """``call``: ``{"lessons": [<LessonGeneratedV1>, ...]}``, the learner's, in order;
+        answers ``{"applied": <how many were new>}``."""
+        lessons = [LessonGeneratedV1.model_validate(lesson) for lesson in call["lessons"]]
+        return await self._turns.run(self.id.id, lambda: self._record_lessons(lessons))
 
-    async def _record_lesson(self, lesson: LessonGeneratedV1) -> dict[str, Any]:
-        result = apply_lesson_generated(await self._progress(), lesson)
-        if result.applied:
-            await self._save(result.state, None)
-        else:
-            DUPLICATES.labels("lesson-generated").inc()
-        return {"applied": result.applied}
+    async def _record_lessons(self, lessons: list[LessonGeneratedV1]) -> dict[str, Any]:
+        progress = (await self._load()).progress
+        applied = 0
+        for lesson in lessons:
+            result = apply_lesson_generated(progress, lesson)
+            progress = result.state
+            applied += result.applied
+        if applied:
+            await self._save(StoredLearner(progress=progress, outbox=self._unsent()))
+        DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
+        return {"applied": applied}
 
     async def get_status(self) -> dict[str, Any]:
-        progress = await self._turns.run(self.id.id, self._progress)
-        return learner_status(progress, datetime.now(UTC)).model_dump(mode="json")
+        stored = await self._turns.run(self.id.id, self._load)
+        return learner_status(stored.progress, datetime.now(UTC)).model_dump(mode="json")
 
     async def get_projection(self) -> dict[str, Any]:
-        progress = await self._turns.run(self.id.id, self._progress)
-        return progress_projection(progress).model_dump(mode="json")
+        stored = await self._turns.run(self.id.id, self._load)
+        return progress_projection(stored.progress).model_dump(mode="json")
 
     async def receive_reminder(
         self,
@@ -134,45 +161,46 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
 
     async def _flush_from_reminder(self) -> None:
         if await self._flush() == 0:
-            await self.unregister_reminder(FLUSH_REMINDER)
-            await self._state_manager.set_state(_ARMED, False)
-            await self._state_manager.save_state()
+            await self._sidecar.unregister_reminder(ACTOR_TYPE, self.id.id, FLUSH_REMINDER)
+            self._reminder_armed = False
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _progress(self) -> LearnerProgress:
-        found, stored = await self._state_manager.try_get_state(_PROGRESS)
-        if not found:
-            return empty_progress(self.id.id)
-        return LearnerProgress.model_validate(stored)
+    async def _load(self) -> StoredLearner:
+        if self._stored is None:
+            found = await self._sidecar.get_actor_state(ACTOR_TYPE, self.id.id, _STATE_KEY)
+            self._stored = (
+                StoredLearner(progress=empty_progress(self.id.id))
+                if found is None
+                else StoredLearner.model_validate(found)
+            )
+        return self._stored
 
-    async def _save(self, progress: LearnerProgress, pending_event: dict[str, Any] | None) -> None:
-        """One transaction: the progress, and the outbox without what was sent since."""
-        await self._state_manager.set_state(_PROGRESS, progress.model_dump(mode="json"))
-        if pending_event is not None:
-            unsent = [e for e in await self._pending() if not self._events.sent(e["event_id"])]
-            await self._state_manager.set_state(_OUTBOX, [*unsent, pending_event])
-            if not await self._state_manager.get_or_add_state(_ARMED, False):
-                await self.register_reminder(
-                    FLUSH_REMINDER, b"", self._flush_every, self._flush_every
-                )
-                await self._state_manager.set_state(_ARMED, True)
-        await self._state_manager.save_state()
+    async def _save(self, stored: StoredLearner) -> None:
+        try:
+            await self._sidecar.save_actor_state(
+                ACTOR_TYPE, self.id.id, {_STATE_KEY: stored.model_dump(mode="json")}
+            )
+        except BaseException:
+            self._stored = None  # written or not: read it again next turn
+            raise
+        self._stored = stored
 
-    async def _pending(self) -> list[dict[str, Any]]:
-        return list(await self._state_manager.get_or_add_state(_OUTBOX, []) or [])
+    def _unsent(self) -> list[dict[str, Any]]:
+        """The loaded outbox without what this process has sent since it was saved."""
+        assert self._stored is not None
+        return [e for e in self._stored.outbox if not self._events.sent(e["event_id"])]
 
     async def _flush(self) -> int:
         """Publish the outbox's unsent events in order; returns how many are still pending.
 
         A broker that failed lately is not tried until its backoff ends."""
-        outbox = await self._pending()
-        unsent = [e for e in outbox if not self._events.sent(e["event_id"])]
+        stored = await self._load()
+        unsent = self._unsent()
         while unsent and self._events.ready():
             if not await self._events.send(PROGRESS_UPDATED_TOPIC, unsent[0]):
                 break
             unsent.pop(0)
-        if len(unsent) != len(outbox):
-            await self._state_manager.set_state(_OUTBOX, unsent)
-            await self._state_manager.save_state()
+        if len(unsent) != len(stored.outbox):
+            await self._save(StoredLearner(progress=stored.progress, outbox=unsent))
         return len(unsent)

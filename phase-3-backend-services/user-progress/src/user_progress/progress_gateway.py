@@ -9,6 +9,7 @@ same ``attempt_id`` is applied at most once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from learnflow_contracts.events import LessonGeneratedV1
@@ -35,7 +36,10 @@ _RETRY_HINT = "retry later; an update retried with the same attempt_id is applie
 
 class ProgressGateway(Protocol):
     async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus: ...
-    async def record_lesson(self, event: LessonGeneratedV1) -> bool: ...
+    async def record_lessons(self, learner_id: str, events: Sequence[LessonGeneratedV1]) -> int:
+        """Apply a learner's lesson-generated events in order; returns how many were new."""
+        ...
+
     async def status(self, learner_id: str) -> LearnerStatus: ...
     async def projection(self, learner_id: str) -> ProgressProjectionV1: ...
 
@@ -85,9 +89,10 @@ class ActorProgressGateway:
             )
         return LearnerStatus.model_validate(answer["status"])
 
-    async def record_lesson(self, event: LessonGeneratedV1) -> bool:
-        result = await self._call(event.learner_id, "RecordLesson", event.model_dump(mode="json"))
-        return bool(result["applied"])
+    async def record_lessons(self, learner_id: str, events: Sequence[LessonGeneratedV1]) -> int:
+        lessons = [event.model_dump(mode="json") for event in events]
+        result = await self._call(learner_id, "RecordLessons", {"lessons": lessons})
+        return int(result["applied"])
 
     async def status(self, learner_id: str) -> LearnerStatus:
         return LearnerStatus.model_validate(await self._call(learner_id, "GetStatus"))

@@ -1,0 +1,111 @@
+"""Draining a backlog: a burst of lesson-generated events put straight onto Kafka (a producer of
+the benchmark's own, so publishing is not the bottleneck), then how fast User Progress applies
+them, read from its own ``lesson_events_total{outcome="applied"}`` counter every 20 ms.
+
+Learners get several events each, as after an outage: the events of one learner share a
+partition and arrive in one bulk delivery, applied in one actor turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Producer
+from learnflow_contracts.names import LESSON_GENERATED_TOPIC
+
+from learnflow_stack.bench_cost import ScenarioCost, cost_between
+from learnflow_stack.bench_load import REQUEST_FAILURES, describe, log
+from learnflow_stack.bench_requests import Target, lesson_generated_event
+
+DRAIN_EVENTS = 2000  # at --requests 1.0
+EVENTS_PER_LEARNER = 5
+_POLL_SECONDS = 0.02
+_APPLIED = 'lesson_events_total{outcome="applied"}'
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    events: int
+    learners: int
+    produce_seconds: float  # putting the whole burst on Kafka
+    applied: int  # of ``events``, when the run ended
+    first_applied_seconds: float | None  # from the start of producing
+    half_applied_seconds: float | None
+    all_applied_seconds: float | None  # an upper bound of every event's lag
+    first_error: str | None = None
+    cost: ScenarioCost | None = None  # per event
+
+    @property
+    def events_per_second(self) -> float:
+        finished = self.all_applied_seconds
+        return self.events / finished if finished else 0.0
+
+
+def applied_count(metrics_text: str) -> int:
+    for line in metrics_text.splitlines():
+        if line.startswith(_APPLIED):
+            return round(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def _produce(bootstrap: str, target: Target, events: int) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    learners = max(1, events // EVENTS_PER_LEARNER)
+    for index in range(events):
+        learner = target.id_for("drain", index % learners)
+        data = lesson_generated_event(target.id_for("drain-lesson", index), learner)
+        cloud_event = {
+            "specversion": "1.0",
+            "id": target.id_for("drain-event", index),
+            "source": "learnflow-bench",
+            "type": "com.dapr.event.sent",
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        producer.produce(
+            LESSON_GENERATED_TOPIC,
+            key=learner,
+            value=json.dumps(cloud_event).encode(),
+            headers={"content-type": "application/cloudevents+json"},
+        )
+        producer.poll(0)
+    unsent: int = producer.flush(30)
+    return unsent
+
+
+async def measure_drain(target: Target, kafka_bootstrap: str) -> DrainResult:
+    events = target.config.count(DRAIN_EVENTS)
+    learners = max(1, events // EVENTS_PER_LEARNER)
+    metrics_url = f"{target.progress.url}/metrics"
+    first_error: str | None = None
+    try:
+        before = applied_count((await target.client.get(metrics_url)).text)
+    except REQUEST_FAILURES as error:
+        return DrainResult(events, learners, 0.0, 0, None, None, None, describe(error))
+    snapshot = await target.meter.snapshot()
+    began = time.perf_counter()
+    unsent = await asyncio.to_thread(_produce, kafka_bootstrap, target, events)
+    produced = time.perf_counter() - began
+    if unsent:
+        first_error = f"{unsent} events were not put on Kafka"
+    first = half = done = None
+    applied = 0
+    deadline = began + target.config.max_seconds_per_scenario * 3
+    while time.perf_counter() < deadline:
+        try:
+            applied = applied_count((await target.client.get(metrics_url)).text) - before
+        except REQUEST_FAILURES as error:
+            first_error = first_error or describe(error)
+        now = time.perf_counter() - began
+        first = first if first is not None or applied == 0 else now
+        half = half if half is not None or applied < events / 2 else now
+        if applied >= events:
+            done = now
+            break
+        await asyncio.sleep(_POLL_SECONDS)
+    log(f"drain: {applied} of {events} events applied")
+    cost = cost_between(snapshot, await target.meter.snapshot(), events)
+    return DrainResult(events, learners, produced, applied, first, half, done, first_error, cost)
