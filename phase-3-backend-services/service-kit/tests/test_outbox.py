@@ -271,3 +271,25 @@ async def test_the_relay_does_not_republish_what_is_waiting_to_be_unstaged(
 
     assert [event_id for _, _, event_id in sidecar.published] == ["lesson-1"]
     assert sidecar.pending() == 0
+
+
+def _events_in_one_shard(count: int) -> list[OutboxEvent]:
+    ids = (f"lesson-{n}" for n in range(10_000))
+    shard = outbox_shard_key("lesson-0")
+    same = [i for i in ids if outbox_shard_key(i) == shard][:count]
+    return [OutboxEvent(i, "lesson-generated", {"lesson_id": i}) for i in same]
+
+
+async def test_the_next_staging_in_a_shard_unstages_what_was_published_for_free(
+    outbox: Outbox, sidecar: FakeSidecar
+) -> None:
+    first, second = _events_in_one_shard(2)
+    await outbox.commit_with([], _write_lesson, first)
+    assert await outbox.publish_now(first) is True
+
+    await outbox.commit_with([], _write_lesson, second)
+    shard = sidecar.state[outbox_shard_key(first.event_id)][0]
+    assert [e["event_id"] for e in shard["events"]] == [second.event_id]
+
+    await outbox.drain()
+    assert sidecar.transactions == 2  # the two stagings; no write of its own to unstage

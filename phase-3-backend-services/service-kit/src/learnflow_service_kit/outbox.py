@@ -38,9 +38,10 @@ log = structlog.get_logger()
 
 SHARDS = 8
 _CAS_ATTEMPTS = 20
-# How long a published event waits to be unstaged with the ones published after it. Shorter
-# than any relay interval, so another replica's relay rarely republishes it meanwhile.
-_FORGET_BATCH_SECONDS = 0.05
+# How long a published event waits to be unstaged by a write of its own: the next event staged
+# in its shard takes it out for free meanwhile. Well under any relay interval, so another
+# replica's relay rarely republishes it (a consumer would dedupe it if it did).
+_FORGET_BATCH_SECONDS = 0.5
 
 PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["topic"])
 PUBLISH_FAILURES = Counter("outbox_publish_failures_total", "Failed outbox publish attempts")
@@ -94,7 +95,10 @@ class Outbox:
         for _ in range(_CAS_ATTEMPTS):
             found = await self._dapr.get_bulk_state([*reads, shard_key])
             shard = found.get(shard_key)
-            events = list(shard.value["events"]) if shard else []
+            # What this process published from the shard leaves with this write, for free.
+            published = set(self._to_forget.get(shard_key, ()))
+            stored = shard.value["events"] if shard else []
+            events = [e for e in stored if e["event_id"] not in published]
             if all(e["event_id"] != event.event_id for e in events):
                 events.append(event.as_json())
             staged = Upsert(
@@ -105,9 +109,11 @@ class Outbox:
             )
             try:
                 await self._dapr.transact([*build(found), staged])
-                return
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
+                continue
+            self._to_forget.get(shard_key, set()).difference_update(published)
+            return
         raise StateStoreUnavailable(f"state too contended around {shard_key}; retry later")
 
     def publish_soon(self, event: OutboxEvent) -> None:
@@ -143,17 +149,20 @@ class Outbox:
         return True
 
     def _forget_soon(self, event_id: str) -> None:
-        """Unstage a published event with the others published meanwhile: one read and one
-        write per shard for the whole batch, instead of two round trips per event."""
+        """Unstage a published event with the next event staged in its shard, or else with the
+        others published meanwhile: one read and one write per shard for the whole batch,
+        instead of two round trips per event."""
         self._to_forget.setdefault(outbox_shard_key(event_id), set()).add(event_id)
         if self._forgetting is None or self._forgetting.done():
             self._forgetting = asyncio.ensure_future(self._forget_batches())
 
     async def _forget_batches(self) -> None:
-        while self._to_forget:
+        while any(self._to_forget.values()):
             await asyncio.sleep(_FORGET_BATCH_SECONDS)
             batch, self._to_forget = self._to_forget, {}
             for shard_key, event_ids in batch.items():
+                if not event_ids:
+                    continue  # taken out by a staging write meanwhile
                 try:
                     await self._forget(shard_key, event_ids)
                 except (SidecarUnavailable, StateStoreUnavailable) as error:
