@@ -11,8 +11,10 @@ from course_agent.domain.prompt import RenderedPrompt
 from learnflow_evals.cases import TOKEN_BUDGET, EvalCase, Outcome
 from learnflow_evals.text_measures import (
     detected_language,
+    has_readability_formula,
     is_detectable,
     language_of,
+    mentions,
     prose,
     reading_ease,
 )
@@ -69,15 +71,17 @@ def weak_topics_revisited(graded: Graded, _: Thresholds) -> Verdict:
     personalisation = graded.prompt.personalisation
     if graded.lesson is None or personalisation is None or not personalisation.weak_topics:
         return None
-    text = graded.lesson.model_dump_json().casefold()
-    return any(topic.casefold() in text for topic in personalisation.weak_topics)
+    text = graded.lesson.model_dump_json()
+    return any(mentions(topic, text) for topic in personalisation.weak_topics)
 
 
 def level_fit(graded: Graded, thresholds: Thresholds) -> Verdict:
-    """The prose reads within the band of the level the prompt asked for."""
-    if graded.lesson is None:
+    """The prose reads within the band of the level the prompt asked for (where textstat has a
+    formula for the locale's language)."""
+    language = language_of(graded.case.request.locale)
+    if graded.lesson is None or not has_readability_formula(language):
         return None
-    ease = reading_ease(prose(graded.lesson), language_of(graded.case.request.locale))
+    ease = reading_ease(prose(graded.lesson), language)
     return ease in thresholds.level_bands[graded.prompt.level]
 
 

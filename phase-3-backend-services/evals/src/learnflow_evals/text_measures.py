@@ -33,6 +33,33 @@ def prose(lesson: LessonDraft) -> str:
     return _MARKUP.sub("", text)
 
 
+# Languages textstat has its own Flesch formula for; others would be scored as English.
+_READABILITY_LANGUAGES = frozenset({"en", "de", "es", "fr", "it", "nl", "ru"})
+_WORD = re.compile(r"\w+")
+# Words too common to show that a text is about a topic.
+_STOPWORDS = frozenset(
+    "about after also answer because before from into just lesson only that their there these "
+    "they this what when which while with word your".split()
+)
+
+
+def has_readability_formula(language: str) -> bool:
+    return language in _READABILITY_LANGUAGES
+
+
+def mentions(topic: str, text: str) -> bool:
+    """Whether ``text`` comes back to ``topic``: it holds the topic's head (the part before its
+    first comma or colon), or most of the head's meaningful words. Long, descriptive topic
+    names are paraphrased, never quoted whole."""
+    head = re.split(r"[,:;]", topic, maxsplit=1)[0].casefold().strip()
+    folded = text.casefold()
+    if head and head in folded:
+        return True
+    words = {w for w in _WORD.findall(head) if len(w) >= 4 and w not in _STOPWORDS}
+    present = set(_WORD.findall(folded))
+    return bool(words) and len(words & present) / len(words) >= 0.6
+
+
 def language_of(locale: str) -> str:
     """The ISO 639-1 language of a BCP 47 locale: "de-AT" -> "de"."""
     return locale.split("-", 1)[0].lower()
