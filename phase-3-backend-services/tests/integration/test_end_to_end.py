@@ -56,6 +56,8 @@ def test_an_unrecorded_request_is_a_503_that_explains_replay_mode(replay_stack: 
     assert response.json()["error"]["code"] == "llm_recording_missing"
     message = response.json()["error"]["message"]
     assert "replay mode" in message
-    assert re.search(r"no answer is recorded for this request \(recording key [0-9a-f]{64}\)", message)
+    assert re.search(
+        r"no answer is recorded for this request \(recording key [0-9a-f]{64}\)", message
+    )
     assert "make recordings" in message
     assert "OPENAI_API_KEY" in message

@@ -31,7 +31,9 @@ def _why(case: EvalCase) -> str:
     if case.failure_mode is not None:
         return WHY[case.failure_mode]
     if case.expect.must_refuse:
-        return f"a refusal (message.refusal) as OpenAI models answer harmful requests; {NO_LIVE_MODEL}"
+        return (
+            f"a refusal (message.refusal) as OpenAI models answer harmful requests; {NO_LIVE_MODEL}"
+        )
     return f"a good answer written by hand; {NO_LIVE_MODEL}"
 
 

@@ -42,7 +42,9 @@ def live_settings(environ: dict[str, str]) -> LiveSettings | None:
     if not key:
         return None
     base_url = (
-        environ.get("COURSE_AGENT_LLM_BASE_URL") or environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        environ.get("COURSE_AGENT_LLM_BASE_URL")
+        or environ.get("OPENAI_BASE_URL")
+        or DEFAULT_BASE_URL
     )
     return LiveSettings(api_key=key, base_url=base_url)
 

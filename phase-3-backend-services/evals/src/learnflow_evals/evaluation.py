@@ -60,7 +60,9 @@ async def evaluate_case(
     result = await run_pipeline(client, prompt)
     lesson = None if result.lesson is None else result.lesson.draft
     verdicts = grade(Graded(case, prompt, result.outcome, lesson), thresholds)
-    return CaseResult(case, prompt, key, RecordingState.CURRENT, transcript.source, result, verdicts)
+    return CaseResult(
+        case, prompt, key, RecordingState.CURRENT, transcript.source, result, verdicts
+    )
 
 
 async def evaluate(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from course_agent.llm.port import GeneratedLesson
 from course_agent.llm.recording import (
     RecordedRequest,
     RecordedResponse,
@@ -18,6 +19,7 @@ from course_agent.llm.recording import (
 from learnflow_evals.cases import EVALS_DIR, MODEL
 from learnflow_evals.evaluation import CaseResult
 from learnflow_evals.rendering import Renderer
+from learnflow_evals.transcripts import Source
 
 RECORDINGS_DIR = EVALS_DIR / "recordings"
 RECORDED_REQUESTS_FILE = EVALS_DIR / "recorded_requests.yaml"
@@ -29,10 +31,9 @@ _HEADER = """\
 """
 
 
-def _recording(result: CaseResult, renderer: Renderer) -> Recording:
-    assert result.pipeline is not None and result.pipeline.lesson is not None
-    assert result.source is not None
-    lesson = result.pipeline.lesson
+def _recording(
+    result: CaseResult, lesson: GeneratedLesson, source: Source, renderer: Renderer
+) -> Recording:
     return Recording(
         key=result.prompt_key,
         request=RecordedRequest(
@@ -48,7 +49,7 @@ def _recording(result: CaseResult, renderer: Renderer) -> Recording:
             ),
             reasked=lesson.reasked,
         ),
-        source=result.source,
+        source=source,
     )
 
 
@@ -56,6 +57,8 @@ def _described(result: CaseResult) -> dict[str, Any]:
     case = result.case
     body = case.request.model_dump(mode="json", exclude={"learner_id"}, exclude_defaults=True)
     entry: dict[str, Any] = {"case": case.id, "body": body}
+    if case.expect.about:
+        entry["adversarial"] = True  # an instruction hidden in the learner's text
     personalisation = result.prompt.personalisation
     if case.progress is not None and personalisation is not None:
         progress: dict[str, Any] = {
@@ -78,21 +81,22 @@ def exported_files(results: Sequence[CaseResult], renderer: Renderer) -> dict[Pa
     Raises ``ValueError`` when two exported cases render the same prompt.
     """
     exported = [
-        r
+        (r, r.pipeline.lesson, r.source)
         for r in results
-        if r.case.exported and r.pipeline is not None and r.pipeline.lesson is not None
+        if r.case.exported and r.pipeline and r.pipeline.lesson and r.source
     ]
     files: dict[Path, str] = {}
     owner: dict[str, str] = {}
-    for result in exported:
+    for result, lesson, source in exported:
         if result.prompt_key in owner:
             raise ValueError(
                 f"cases {owner[result.prompt_key]} and {result.case.id} render the same prompt"
             )
         owner[result.prompt_key] = result.case.id
         path = recording_path(RECORDINGS_DIR, result.prompt_key)
-        files[path] = _recording(result, renderer).model_dump_json(indent=2) + "\n"
-    listing = {"requests": [_described(r) for r in exported]}
+        recording = _recording(result, lesson, source, renderer)
+        files[path] = recording.model_dump_json(indent=2) + "\n"
+    listing = {"requests": [_described(r) for r, _, _ in exported]}
     files[RECORDED_REQUESTS_FILE] = _HEADER + yaml.safe_dump(
         listing, sort_keys=False, allow_unicode=True, width=100
     )

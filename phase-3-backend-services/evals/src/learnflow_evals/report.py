@@ -146,7 +146,10 @@ def _summary_lines(summary: Summary) -> list[str]:
 def table(results: Sequence[CaseResult], summary: Summary) -> str:
     rows = [_header(), *_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
     return "\n".join([*lines, "", *_summary_lines(summary)])
 
 
@@ -155,8 +158,15 @@ def markdown(results: Sequence[CaseResult], summary: Summary) -> str:
         return "| " + " | ".join(cells) + " |"
 
     rate_rows = [
-        md_row([r.name, f"{r.passed}/{r.applicable}", f"{r.rate:.1%}", f"{r.minimum:.0%}",
-                "ok" if r.ok else "**below**"])
+        md_row(
+            [
+                r.name,
+                f"{r.passed}/{r.applicable}",
+                f"{r.rate:.1%}",
+                f"{r.minimum:.0%}",
+                "ok" if r.ok else "**below**",
+            ]
+        )
         for r in summary.rates
     ]
     header = _header()

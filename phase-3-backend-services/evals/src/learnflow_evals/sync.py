@@ -31,7 +31,9 @@ class Plan:
 
     @property
     def out_of_date(self) -> list[Path]:
-        return sorted(p for p, text in self.wanted.items() if not p.exists() or p.read_text() != text)
+        return sorted(
+            p for p, text in self.wanted.items() if not p.exists() or p.read_text() != text
+        )
 
 
 async def plan(cases: Sequence[EvalCase], renderer: Renderer, thresholds: Thresholds) -> Plan:

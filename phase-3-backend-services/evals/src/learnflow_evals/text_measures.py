@@ -27,7 +27,9 @@ _CANDIDATES = (
 def prose(lesson: LessonDraft) -> str:
     """The lesson's running text (summary, key points, section bodies), without code."""
     parts = [lesson.summary, *lesson.key_points, *(s.body_markdown for s in lesson.sections)]
-    text = "\n".join(part if part.rstrip().endswith((".", "!", "?")) else f"{part}." for part in parts)
+    text = "\n".join(
+        part if part.rstrip().endswith((".", "!", "?")) else f"{part}." for part in parts
+    )
     text = _FENCED_CODE.sub(" ", text)
     text = _INLINE_CODE.sub(" ", text)
     return _MARKUP.sub("", text)
@@ -38,8 +40,32 @@ _READABILITY_LANGUAGES = frozenset({"en", "de", "es", "fr", "it", "nl", "ru"})
 _WORD = re.compile(r"\w+")
 # Words too common to show that a text is about a topic.
 _STOPWORDS = frozenset(
-    "about after also answer because before from into just lesson only that their there these "
-    "they this what when which while with word your".split()
+    {
+        "about",
+        "after",
+        "also",
+        "answer",
+        "because",
+        "before",
+        "from",
+        "into",
+        "just",
+        "lesson",
+        "only",
+        "that",
+        "their",
+        "there",
+        "these",
+        "they",
+        "this",
+        "what",
+        "when",
+        "which",
+        "while",
+        "with",
+        "word",
+        "your",
+    }
 )
 
 
