@@ -1,6 +1,7 @@
 """Each grader on a good lesson and on a bad one."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from learnflow_evals import graders
@@ -167,4 +168,15 @@ def test_every_grader_is_in_the_registry() -> None:
         "injection_contained",
         "refusal",
         "prompt_within_budget",
+        "judged_good",
     }
+
+
+def test_judged_good_applies_only_when_a_judge_scored(
+    graded: Grade, thresholds: Thresholds
+) -> None:
+    replayed = graded("fractions-beginner")
+
+    assert graders.judged_good(replayed, thresholds) is None
+    assert graders.judged_good(replace(replayed, judge_score=5), thresholds) is True
+    assert graders.judged_good(replace(replayed, judge_score=2), thresholds) is False

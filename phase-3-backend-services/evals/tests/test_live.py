@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from course_agent.domain.lesson import LessonDraft
 from learnflow_evals.cases import EvalCase, Outcome
 from learnflow_evals.cli import live_settings, run
 from learnflow_evals.evaluation import RecordingState, evaluate_case
-from learnflow_evals.live import LiveSettings, live_recordable, record_case
+from learnflow_evals.judge import Judge
+from learnflow_evals.live import LiveSettings, live_client, live_recordable, record_case
 from learnflow_evals.rendering import Renderer
 from learnflow_evals.thresholds import Thresholds
 from learnflow_evals.transcripts import load_transcripts
@@ -121,3 +123,50 @@ async def test_live_without_a_key_says_what_it_needs(
 
     assert status == 2
     assert "LIVE=1 needs OPENAI_API_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ('{"score": 5, "reason": "Accurate and at the right level."}', 5),
+        ('{"score": 9}', None),
+        ("Looks fine to me!", None),
+    ],
+)
+async def test_the_judge_reads_a_score_from_the_live_model(
+    cases: dict[str, EvalCase], lesson_of: Any, answer: str, score: int | None
+) -> None:
+    lesson = LessonDraft.model_validate(lesson_of("fractions-beginner"))
+    settings = LiveSettings(api_key="k", base_url=BASE_URL, max_retries=0)
+    with respx.mock(base_url=BASE_URL) as router:
+        route = router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, json=_completion(answer))
+        )
+        judge = Judge(live_client(settings, httpx.AsyncHTTPTransport()), "gpt-4o-mini")
+        judged = await judge.score(cases["fractions-beginner"], lesson)
+        await judge.client.close()
+
+    assert judged == score
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["response_format"] == {"type": "json_object"}
+    assert "eval-learner-1" not in sent["messages"][1]["content"]  # the learner id stays out
+    assert "Adding fractions" in sent["messages"][1]["content"]
+
+
+async def test_a_live_run_grades_with_the_judge(
+    cases: dict[str, EvalCase], renderer: Renderer, thresholds: Thresholds
+) -> None:
+    settings = LiveSettings(api_key="k", base_url=BASE_URL, max_retries=0)
+    transcript = load_transcripts()["fractions-beginner"]
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, json=_completion('{"score": 2, "reason": "Wrong."}'))
+        )
+        judge = Judge(live_client(settings, httpx.AsyncHTTPTransport()), "gpt-4o-mini")
+        result = await evaluate_case(
+            cases["fractions-beginner"], transcript, renderer, thresholds, judge
+        )
+        await judge.client.close()
+
+    assert result.verdicts["judged_good"] is False
+    assert not result.passed

@@ -14,10 +14,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from learnflow_evals import sync
-from learnflow_evals.cases import EVALS_DIR, EvalCase, load_cases
+from learnflow_evals.cases import EVALS_DIR, MODEL, EvalCase, load_cases
 from learnflow_evals.evaluation import evaluate
-from learnflow_evals.live import DEFAULT_BASE_URL, LiveSettings, live_recordable, record_case
+from learnflow_evals.judge import Judge
+from learnflow_evals.live import (
+    DEFAULT_BASE_URL,
+    LiveSettings,
+    live_client,
+    live_recordable,
+    record_case,
+)
 from learnflow_evals.rendering import Renderer
 from learnflow_evals.report import as_json, markdown, summarise, table
 from learnflow_evals.thresholds import load_thresholds
@@ -49,28 +58,31 @@ def live_settings(environ: dict[str, str]) -> LiveSettings | None:
     return LiveSettings(api_key=key, base_url=base_url)
 
 
-async def _record_live(cases: Sequence[EvalCase], renderer: Renderer) -> int:
-    settings = live_settings(dict(os.environ))
-    if settings is None:
-        print("LIVE=1 needs OPENAI_API_KEY (or COURSE_AGENT_LLM_API_KEY)", file=sys.stderr)
-        return 2
+async def _record_live(
+    cases: Sequence[EvalCase], renderer: Renderer, settings: LiveSettings
+) -> None:
     print(f"recording live answers from {settings.base_url}")
     for case in live_recordable(cases):
         print(await record_case(case, renderer, settings, TRANSCRIPTS_DIR), flush=True)
-    return 0
 
 
 async def run(live: bool, wanted: str | None, report_dir: Path) -> int:
     cases = _select(load_cases(), wanted)
     renderer = Renderer.create()
     thresholds = load_thresholds()
+    judge = None
     if live:
-        status = await _record_live(cases, renderer)
-        if status:
-            return status
+        settings = live_settings(dict(os.environ))
+        if settings is None:
+            print("LIVE=1 needs OPENAI_API_KEY (or COURSE_AGENT_LLM_API_KEY)", file=sys.stderr)
+            return 2
+        await _record_live(cases, renderer, settings)
         # The replay mode serves what was just recorded.
         sync.apply(await sync.plan(load_cases(), renderer, thresholds))
-    results = await evaluate(cases, load_transcripts(TRANSCRIPTS_DIR), renderer, thresholds)
+        judge = Judge(live_client(settings, httpx.AsyncHTTPTransport()), MODEL)
+    results = await evaluate(cases, load_transcripts(TRANSCRIPTS_DIR), renderer, thresholds, judge)
+    if judge is not None:
+        await judge.client.close()
     summary = summarise(results, thresholds)
     print(table(results, summary))
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from course_agent.domain.prompt import RenderedPrompt
 
 from learnflow_evals.cases import EvalCase
 from learnflow_evals.graders import Graded, Verdict, grade
+from learnflow_evals.judge import Judge
 from learnflow_evals.pipeline import PipelineResult, replay_client, run_pipeline
 from learnflow_evals.rendering import Renderer
 from learnflow_evals.thresholds import Thresholds
@@ -48,7 +49,11 @@ class CaseResult:
 
 
 async def evaluate_case(
-    case: EvalCase, transcript: Transcript | None, renderer: Renderer, thresholds: Thresholds
+    case: EvalCase,
+    transcript: Transcript | None,
+    renderer: Renderer,
+    thresholds: Thresholds,
+    judge: Judge | None = None,
 ) -> CaseResult:
     prompt = renderer.render(case)
     key = renderer.key(prompt)
@@ -59,7 +64,8 @@ async def evaluate_case(
     client, _ = replay_client(transcript.answers)
     result = await run_pipeline(client, prompt)
     lesson = None if result.lesson is None else result.lesson.draft
-    verdicts = grade(Graded(case, prompt, result.outcome, lesson), thresholds)
+    judged = None if judge is None or lesson is None else await judge.score(case, lesson)
+    verdicts = grade(Graded(case, prompt, result.outcome, lesson, judged), thresholds)
     return CaseResult(
         case, prompt, key, RecordingState.CURRENT, transcript.source, result, verdicts
     )
@@ -70,7 +76,9 @@ async def evaluate(
     transcripts: Mapping[str, Transcript],
     renderer: Renderer,
     thresholds: Thresholds,
+    judge: Judge | None = None,
 ) -> list[CaseResult]:
     return [
-        await evaluate_case(case, transcripts.get(case.id), renderer, thresholds) for case in cases
+        await evaluate_case(case, transcripts.get(case.id), renderer, thresholds, judge)
+        for case in cases
     ]

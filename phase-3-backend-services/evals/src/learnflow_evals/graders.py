@@ -9,6 +9,7 @@ from course_agent.domain.lesson import LessonDraft, validate_lesson
 from course_agent.domain.prompt import RenderedPrompt
 
 from learnflow_evals.cases import TOKEN_BUDGET, EvalCase, Outcome
+from learnflow_evals.judge import PASSING_SCORE
 from learnflow_evals.text_measures import (
     detected_language,
     has_readability_formula,
@@ -32,6 +33,7 @@ class Graded:
     prompt: RenderedPrompt
     outcome: Outcome
     lesson: LessonDraft | None
+    judge_score: int | None = None  # set in live runs only (judge.py)
 
 
 Verdict = bool | None
@@ -116,6 +118,11 @@ def prompt_within_budget(graded: Graded, _: Thresholds) -> Verdict:
     return graded.prompt.prompt_tokens <= TOKEN_BUDGET
 
 
+def judged_good(graded: Graded, _: Thresholds) -> Verdict:
+    """The LLM judge rated the lesson good enough; applies to live runs only."""
+    return None if graded.judge_score is None else graded.judge_score >= PASSING_SCORE
+
+
 GRADERS: dict[str, Grader] = {
     "schema_valid": schema_valid,
     "objectives_covered": objectives_covered,
@@ -126,6 +133,7 @@ GRADERS: dict[str, Grader] = {
     "injection_contained": injection_contained,
     "refusal": refusal,
     "prompt_within_budget": prompt_within_budget,
+    "judged_good": judged_good,
 }
 
 

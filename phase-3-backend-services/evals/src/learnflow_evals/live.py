@@ -31,19 +31,23 @@ def live_recordable(cases: Sequence[EvalCase]) -> list[EvalCase]:
     return [case for case in cases if case.failure_mode is None]
 
 
+def live_client(settings: LiveSettings, transport: httpx.AsyncBaseTransport) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        timeout=settings.timeout_seconds,
+        max_retries=settings.max_retries,
+        http_client=httpx.AsyncClient(transport=transport),
+    )
+
+
 async def record_case(
     case: EvalCase, renderer: Renderer, settings: LiveSettings, directory: Path
 ) -> str:
     """Ask the live model through the Course Agent's pipeline; returns a line for the log."""
     prompt = renderer.render(case)
     capture = CapturingTransport(httpx.AsyncHTTPTransport())
-    client = openai.AsyncOpenAI(
-        api_key=settings.api_key,
-        base_url=settings.base_url,
-        timeout=settings.timeout_seconds,
-        max_retries=settings.max_retries,
-        http_client=httpx.AsyncClient(transport=capture),
-    )
+    client = live_client(settings, capture)
     endpoint = str(client.base_url)
     result = await run_pipeline(client, prompt)
     if not capture.answers:
