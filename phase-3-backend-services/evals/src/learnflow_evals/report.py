@@ -30,6 +30,11 @@ class Rate:
     def ok(self) -> bool:
         return self.rate >= self.minimum
 
+    @property
+    def shown(self) -> str:
+        """The rate as printed: n/a when no case gave the grader anything to judge."""
+        return f"{self.rate:.1%}" if self.applicable else "n/a"
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -123,7 +128,7 @@ def _summary_lines(summary: Summary) -> list[str]:
     for rate in summary.rates:
         verdict = "ok" if rate.ok else "BELOW THRESHOLD"
         lines.append(
-            f"{rate.name:<24} {rate.passed:>3}/{rate.applicable:<3} {rate.rate:>7.1%}  "
+            f"{rate.name:<24} {rate.passed:>3}/{rate.applicable:<3} {rate.shown:>7}  "
             f"min {rate.minimum:.0%}  {verdict}"
         )
     if summary.stale or summary.missing:
@@ -162,7 +167,7 @@ def markdown(results: Sequence[CaseResult], summary: Summary) -> str:
             [
                 r.name,
                 f"{r.passed}/{r.applicable}",
-                f"{r.rate:.1%}",
+                r.shown,
                 f"{r.minimum:.0%}",
                 "ok" if r.ok else "**below**",
             ]
