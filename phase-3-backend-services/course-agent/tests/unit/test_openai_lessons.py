@@ -217,10 +217,11 @@ def _in_30_seconds() -> str:
 @pytest.mark.parametrize(
     ("header", "value", "seconds"),
     [
-        ("Retry-After", "7", (7.0, 7.0)),
-        ("retry-after-ms", "2500", (2.5, 2.5)),
-        # computed at collection time, so some of the 30 seconds may have passed already
-        ("Retry-After", _in_30_seconds(), (10.0, 30.0)),
+        ("Retry-After", lambda: "7", (7.0, 7.0)),
+        ("retry-after-ms", lambda: "2500", (2.5, 2.5)),
+        # Made when the test runs (not at collection, which can be minutes earlier in a long
+        # session); a second or two may pass before the header is read.
+        ("Retry-After", _in_30_seconds, (25.0, 30.0)),
     ],
     ids=["seconds", "milliseconds", "http-date"],
 )
@@ -229,11 +230,11 @@ async def test_rate_limit_is_unavailable_with_the_providers_retry_after(
     completions: respx.Route,
     prompt: RenderedPrompt,
     header: str,
-    value: str,
+    value: Callable[[], str],
     seconds: tuple[float, float],
 ) -> None:
     limited = api_error(429, "Rate limit reached")
-    limited.headers[header] = value
+    limited.headers[header] = value()
     completions.mock(return_value=limited)
 
     with pytest.raises(LlmUnavailable) as caught:
