@@ -4,7 +4,7 @@ PHASE := phase-3-backend-services
 export UV_PYTHON_DOWNLOADS := never
 UV = $(shell bash $(PHASE)/scripts/ensure-uv.sh)
 
-.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo token bench evals replay-dead-letters clean-runs
+.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo token bench evals evals-author recordings replay-dead-letters clean-runs
 
 setup:
 	@bash $(PHASE)/scripts/bootstrap.sh
@@ -38,7 +38,7 @@ lint:
 	@# Test folders each have a conftest.py, so mypy checks them one folder at a time.
 	@for tests in $(PHASE)/deploy/scripts $(PHASE)/tests/* $(PHASE)/*/tests; do \
 	  $(UV) run --frozen mypy $$tests || exit 1; done
-	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src
+	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src $(PHASE)/evals/src
 
 demo:  ## walk the whole loop against the stack `make run` started
 	@$(UV) run --frozen learnflow-stack demo
@@ -52,8 +52,14 @@ replay-dead-letters:  ## copy dead-lettered lesson events back onto lesson-gener
 bench: setup  ## start a stack, measure, print figures
 	@$(UV) run --frozen learnflow-stack bench
 
-evals:
-	@$(UV) run --frozen python $(PHASE)/evals/run_evals.py
+evals:  ## score every eval case and gate; LIVE=1 records from the live model first (OPENAI_API_KEY), CASES=a,b picks cases
+	@$(UV) run --frozen learnflow-evals run $(if $(LIVE),--live) $(if $(CASES),--cases $(CASES))
+
+evals-author:  ## after changing a prompt, a case or an authored answer: rewrite authored transcripts and replay recordings
+	@$(UV) run --frozen learnflow-evals author
+
+recordings:  ## the requests the replay mode (no API key) has a recorded answer for
+	@$(UV) run --frozen learnflow-stack recordings --learner $(or $(LEARNER),ada)
 
 clean-runs:
 	rm -rf /tmp/learnflow-runs

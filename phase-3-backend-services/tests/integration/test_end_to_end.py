@@ -44,7 +44,7 @@ def test_the_next_lesson_is_personalised_by_the_weak_topic(replay_stack: Stack) 
     assert len(lines) >= 10
 
 
-def test_an_unrecorded_request_is_a_clear_503_naming_the_key(replay_stack: Stack) -> None:
+def test_an_unrecorded_request_is_a_503_that_explains_replay_mode(replay_stack: Stack) -> None:
     response = httpx.post(
         f"{replay_stack.app('course-agent').url}/generate-lesson",
         json={"learner_id": "someone", "topic": "Never recorded"},
@@ -54,6 +54,10 @@ def test_an_unrecorded_request_is_a_clear_503_naming_the_key(replay_stack: Stack
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "llm_recording_missing"
+    message = response.json()["error"]["message"]
+    assert "replay mode" in message
     assert re.search(
-        r"no recorded LLM response for key [0-9a-f]{64}", response.json()["error"]["message"]
+        r"no answer is recorded for this request \(recording key [0-9a-f]{64}\)", message
     )
+    assert "make recordings" in message
+    assert "OPENAI_API_KEY" in message

@@ -111,6 +111,7 @@ async def test_a_recording_says_where_it_came_from_and_what_was_asked(
     assert saved["source"]["kind"] == "live"
     assert saved["source"]["model"] == "gpt-4o-mini-2024-07-18"
     assert saved["source"]["recorded_at"]
+    assert saved["source"]["endpoint"] == BASE_URL + "/"
     assert saved["request"] == {
         "model": MODEL,
         "messages": [m.model_dump() for m in prompt.messages],
@@ -127,6 +128,19 @@ async def test_a_miss_names_the_key(tmp_path: Path, prompt: RenderedPrompt) -> N
     assert caught.value.key == expected
     assert expected in str(caught.value)
     assert caught.value.http_status == 503
+
+
+async def test_a_miss_says_replay_mode_and_the_ways_forward(
+    tmp_path: Path, prompt: RenderedPrompt
+) -> None:
+    with pytest.raises(RecordingMissing) as caught:
+        await ReplayLessonGenerator(tmp_path, MODEL).generate(prompt)
+
+    message = str(caught.value)
+    assert "replay mode" in message
+    assert "no answer is recorded for this request" in message
+    assert "`make recordings` lists the recorded requests" in message
+    assert "set OPENAI_API_KEY" in message
 
 
 async def test_another_model_or_parameters_do_not_match_a_recording(

@@ -13,7 +13,7 @@ from types import FrameType
 from confluent_kafka import KafkaException
 from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_GENERATED_TOPIC
 
-from learnflow_stack import bench, services
+from learnflow_stack import bench, recorded_requests, services
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.dev_auth import DevSigningKey
@@ -41,6 +41,7 @@ def up(_: argparse.Namespace) -> int:
         with stack:
             agent = stack.app("course-agent")
             progress = stack.app("user-progress")
+            replaying = llm_env["COURSE_AGENT_LLM_PROVIDER"] == "replay"
             print(
                 f"""
 LearnFlow is running ({llm_note}).
@@ -55,7 +56,7 @@ Try:  TOKEN=$(make -s token LEARNER=ada)
         -d '{{"learner_id": "ada", "topic": "Adding fractions", "level": "beginner"}}'
       curl -s -H "authorization: Bearer $TOKEN" '{progress.url}/status?learner_id=ada'
       make demo      (walks the whole loop against this stack)
-Ctrl-C stops everything.
+{_replay_banner(agent.url) if replaying else ""}Ctrl-C stops everything.
 """,
                 flush=True,
             )
@@ -63,6 +64,25 @@ Ctrl-C stops everything.
     except StartError as error:
         print(f"[stack] could not start: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _replay_banner(agent_url: str) -> str:
+    """How many requests replay mode can answer, and a few that work, for `make run`."""
+    requests = recorded_requests.load_recorded_requests()
+    examples = "\n".join(f"        -d '{body}'" for body in recorded_requests.few(requests, "ada"))
+    return f"""
+Replay mode: {len(requests)} recorded requests have an answer \
+({recorded_requests.recording_count()} recordings); any other request answers 503.
+  `make recordings` lists them all (some need the learner's progress). A few that work, as
+  the -d of the curl above ({agent_url}/generate-lesson):
+{examples}
+"""
+
+
+def recordings(args: argparse.Namespace) -> int:
+    requests = recorded_requests.load_recorded_requests()
+    print(recorded_requests.listing(requests, recorded_requests.recording_count(), args.learner))
     return 0
 
 
@@ -136,6 +156,11 @@ def main() -> int:
     )
     minting.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
     minting.set_defaults(run=token)
+    listing = commands.add_parser(
+        "recordings", help="list the requests the replay mode (no API key) has an answer for"
+    )
+    listing.add_argument("--learner", default="ada", help="the learner id shown in the bodies")
+    listing.set_defaults(run=recordings)
     replaying = commands.add_parser(
         "replay-dead-letters",
         help="put the dead-lettered lesson-generated events not yet replayed back on the topic",

@@ -55,13 +55,21 @@ class LlmRefused(LlmError):
 
 
 class RecordingMissing(LlmError):
-    """Replay mode has no recording for this exact prompt."""
+    """Replay mode has no recording for this exact prompt.
+
+    The message is what a newcomer who ran ``make run`` without a key sees: it says which
+    mode the service is in and the two ways forward.
+    """
 
     http_status: ClassVar[int] = 503
     code: ClassVar[str] = "llm_recording_missing"
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"no recorded LLM response for key {key}")
+        super().__init__(
+            "the Course Agent is in replay mode (no LLM API key), and no answer is recorded "
+            f"for this request (recording key {key}). `make recordings` lists the recorded "
+            "requests that work; to use a live model, set OPENAI_API_KEY and restart `make run`"
+        )
         self.key = key
 
 

@@ -62,6 +62,11 @@ class OpenAiLessonGenerator:
         self._default_retry_after = default_retry_after_seconds
         self._json_object_mode = False  # set once the server has rejected a JSON schema
 
+    @property
+    def endpoint(self) -> str:
+        """The API base URL this generator calls, as recordings name it."""
+        return str(self._client.base_url)
+
     async def aclose(self) -> None:
         await self._client.close()
 

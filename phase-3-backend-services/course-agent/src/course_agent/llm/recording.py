@@ -47,6 +47,8 @@ class LiveSource(_Record):
     kind: Literal["live"] = "live"
     model: str
     recorded_at: datetime
+    # The API base URL that answered; older recordings did not keep it.
+    endpoint: str | None = None
 
 
 class AuthoredSource(_Record):

@@ -85,7 +85,9 @@ class RecordingLessonGenerator:
                 ),
                 reasked=lesson.reasked,
             ),
-            source=LiveSource(model=lesson.model, recorded_at=datetime.now(UTC)),
+            source=LiveSource(
+                model=lesson.model, recorded_at=datetime.now(UTC), endpoint=self._inner.endpoint
+            ),
         )
         await asyncio.to_thread(save_recording, self._recordings_dir, recording)
         return lesson
