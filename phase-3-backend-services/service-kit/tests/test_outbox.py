@@ -10,7 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from learnflow_service_kit.dapr_client import DaprClient, StateEntry, Upsert
-from learnflow_service_kit.outbox import Outbox, OutboxEvent, outbox_shard_key
+from learnflow_service_kit.outbox import (
+    RELAY_GRACE_SECONDS,
+    Outbox,
+    OutboxEvent,
+    outbox_shard_key,
+)
 
 
 class FakeSidecar:
@@ -93,14 +98,32 @@ def sidecar() -> FakeSidecar:
     return FakeSidecar()
 
 
+class Clock:
+    """Wall-clock time the test moves by hand (the relay's grace period is measured on it)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def past_the_relay_grace(self) -> None:
+        self.now += RELAY_GRACE_SECONDS
+
+
 @pytest.fixture
-def outbox(sidecar: FakeSidecar) -> Outbox:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(sidecar: FakeSidecar, clock: Clock) -> Outbox:
     def connect() -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
         )
 
-    return Outbox(DaprClient(connect, store="statestore", pubsub="pubsub"))
+    return Outbox(DaprClient(connect, store="statestore", pubsub="pubsub"), clock=clock)
 
 
 EVENT = OutboxEvent("lesson-1", "lesson-generated", {"lesson_id": "lesson-1"})
@@ -142,12 +165,13 @@ async def test_a_lost_race_is_retried_with_fresh_reads(
 
 
 async def test_with_the_broker_down_the_event_waits_for_the_relay(
-    outbox: Outbox, sidecar: FakeSidecar
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
 ) -> None:
     sidecar.broker_up = False
     await outbox.commit_with([], _write_lesson, EVENT)
 
     assert await outbox.publish_now(EVENT) is False
+    clock.past_the_relay_grace()
     assert await outbox.relay_once() == 0
     assert sidecar.pending() == 1
 
@@ -180,7 +204,7 @@ async def test_a_rival_creating_the_shard_first_is_not_overwritten(
 
 
 async def test_after_a_failed_publish_new_events_wait_for_the_backoff_not_the_broker(
-    outbox: Outbox, sidecar: FakeSidecar
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
 ) -> None:
     sidecar.broker_up = False
     second = OutboxEvent("lesson-2", "lesson-generated", {"lesson_id": "lesson-2"})
@@ -194,17 +218,19 @@ async def test_after_a_failed_publish_new_events_wait_for_the_backoff_not_the_br
     assert sidecar.published == []
     assert outbox.backoff_seconds() > 0
 
+    clock.past_the_relay_grace()
     assert await outbox.relay_once() == 2  # the relay publishes both once it runs
     assert sidecar.pending() == 0
 
 
 async def test_a_relay_pass_stops_at_the_first_failed_publish(
-    outbox: Outbox, sidecar: FakeSidecar
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
 ) -> None:
     for n in range(5):
         event = OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
         await outbox.commit_with([], _write_lesson, event)
     sidecar.broker_up = False
+    clock.past_the_relay_grace()
     attempts_before = sidecar.publish_attempts
 
     assert await outbox.relay_once() == 0
@@ -214,10 +240,11 @@ async def test_a_relay_pass_stops_at_the_first_failed_publish(
 
 
 async def test_the_relay_publishes_with_the_stored_partition_key(
-    outbox: Outbox, sidecar: FakeSidecar
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
 ) -> None:
     keyed = OutboxEvent("lesson-9", "lesson-generated", {"lesson_id": "lesson-9"}, "ada")
     await outbox.commit_with([], _write_lesson, keyed)
+    clock.past_the_relay_grace()
 
     assert await outbox.relay_once() == 1
 
@@ -261,10 +288,11 @@ async def test_events_published_together_are_unstaged_in_one_write_per_shard(
 
 
 async def test_the_relay_does_not_republish_what_is_waiting_to_be_unstaged(
-    outbox: Outbox, sidecar: FakeSidecar
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
 ) -> None:
     await outbox.commit_with([], _write_lesson, EVENT)
     assert await outbox.publish_now(EVENT) is True
+    clock.past_the_relay_grace()
 
     assert await outbox.relay_once() == 0  # before the batch ran: still staged, skipped
     await outbox.drain()
@@ -293,3 +321,18 @@ async def test_the_next_staging_in_a_shard_unstages_what_was_published_for_free(
 
     await outbox.drain()
     assert sidecar.transactions == 2  # the two stagings; no write of its own to unstage
+
+
+async def test_the_relay_leaves_a_young_event_to_whoever_staged_it(
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
+) -> None:
+    """Another replica's relay must not race the stager's own publish (a duplicate each time)."""
+    await outbox.commit_with([], _write_lesson, EVENT)  # staged; its stager is publishing it
+
+    clock.now += RELAY_GRACE_SECONDS - 0.5
+    assert await outbox.relay_once() == 0
+    assert sidecar.published == []
+
+    clock.now += 0.5  # its stager never unstaged it (crashed): now the relay's
+    assert await outbox.relay_once() == 1
+    assert sidecar.pending() == 0

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ log = structlog.get_logger()
 
 SHARDS = 8
 _CAS_ATTEMPTS = 20
+# The relay leaves an event this young to whoever staged it: their publish (1.5 s at most) and
+# unstaging (0.5 s) are under way, and a second publish would only be a duplicate.
+RELAY_GRACE_SECONDS = 3.0
 # How long a published event waits to be unstaged by a write of its own: the next event staged
 # in its shard takes it out for free meanwhile. Well under any relay interval, so another
 # replica's relay rarely republishes it (a consumer would dedupe it if it did).
@@ -77,9 +81,15 @@ Build = Callable[[Mapping[str, StateEntry]], Sequence[Upsert]]
 
 
 class Outbox:
-    def __init__(self, dapr: DaprClient, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        dapr: DaprClient,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._dapr = dapr
         self._backoff = backoff or Backoff()
+        self._clock = clock
         self._publishing: set[asyncio.Task[bool]] = set()
         self._to_forget: dict[str, set[str]] = {}  # shard key -> ids published, still staged
         self._forgetting: asyncio.Task[None] | None = None
@@ -100,7 +110,7 @@ class Outbox:
             stored = shard.value["events"] if shard else []
             events = [e for e in stored if e["event_id"] not in published]
             if all(e["event_id"] != event.event_id for e in events):
-                events.append(event.as_json())
+                events.append({**event.as_json(), "staged_at": self._clock()})
             staged = Upsert(
                 shard_key,
                 {"events": events},
@@ -176,7 +186,8 @@ class Outbox:
         """Publish everything pending in every shard; returns how many were published.
 
         The pass stops at the first failed publish: the broker is down, and every further
-        attempt would only cost a timeout and maybe a duplicate delivered later.
+        attempt would only cost a timeout and maybe a duplicate delivered later. Events staged
+        less than RELAY_GRACE_SECONDS ago are left to their stager.
         """
         published = 0
         pending = 0
@@ -188,6 +199,9 @@ class Outbox:
             for raw in entry.value["events"] if entry else []:
                 if raw["event_id"] in self._to_forget.get(key, ()):
                     continue  # published already, about to be unstaged
+                if self._clock() - raw.get("staged_at", 0.0) < RELAY_GRACE_SECONDS:
+                    pending += 1
+                    continue  # its stager (maybe another replica) is still publishing it
                 if broker_failing:
                     pending += 1
                     continue
