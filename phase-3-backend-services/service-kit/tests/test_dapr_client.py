@@ -111,6 +111,31 @@ async def test_a_pool_that_hands_out_no_connection_is_replaced_and_liveness_tell
     await dapr.aclose()
 
 
+async def test_liveness_fails_after_30_s_without_a_connection_and_recovers_with_one() -> None:
+    now = [1000.0]
+    stuck = [True]
+
+    def sidecar(request: httpx.Request) -> httpx.Response:
+        if stuck[0]:
+            raise httpx.PoolTimeout("no connection available")
+        return httpx.Response(204)
+
+    def connect() -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(sidecar))
+
+    dapr = DaprClient(connect, store="statestore", pubsub="pubsub", clock=lambda: now[0])
+    for seconds in (0.0, 10.0, 20.5, 30.5):  # rebuilt pools fail the same
+        now[0] = 1000.0 + seconds
+        with pytest.raises(SidecarUnavailable):
+            await dapr.get_state("k")
+        assert dapr.wedged() is (seconds > 30)
+
+    stuck[0] = False
+    assert await dapr.get_state("k") is None  # a connection again: alive
+    assert dapr.wedged() is False
+    await dapr.aclose()
+
+
 @respx.mock
 async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(dapr: DaprClient) -> None:
     async def held(request: httpx.Request) -> httpx.Response:

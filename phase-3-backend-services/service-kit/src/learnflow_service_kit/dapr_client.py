@@ -151,8 +151,10 @@ class DaprClient:
         pubsub: str,
         *,
         probe_shared_seconds: float = PLACEMENT_CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connect = connect
+        self._clock = clock
         self._http = connect()
         self._probe = connect()
         self.store = store
@@ -185,7 +187,7 @@ class DaprClient:
     def _pool_exhausted(self) -> None:
         self._pool_failures += 1
         if self._pool_failing_since is None:
-            self._pool_failing_since = time.monotonic()
+            self._pool_failing_since = self._clock()
         if self._pool_failures % _POOL_REBUILD_AFTER == 0:
             log.warning(
                 "replacing the connection pool to the Dapr sidecar", failures=self._pool_failures
@@ -200,7 +202,7 @@ class DaprClient:
         """True when no connection to daprd could be had for a while, pool rebuilds included:
         the process cannot recover by itself (liveness fails, so it is restarted)."""
         since = self._pool_failing_since
-        return since is not None and time.monotonic() - since > _WEDGED_AFTER_SECONDS
+        return since is not None and self._clock() - since > _WEDGED_AFTER_SECONDS
 
     # -- state -----------------------------------------------------------------------------
 
