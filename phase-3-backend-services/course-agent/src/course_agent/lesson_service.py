@@ -183,12 +183,14 @@ class LessonService:
         request: dict[str, Any],
         personalization: Personalization,
     ) -> tuple[LessonRecord, bool]:
-        """One actor turn: whoever held the turn before us may have stored this lesson already."""
-        cached = await self._store.cached(cache_key)
+        """One actor turn: whoever held the turn before us may have stored this lesson already.
+        The cache pointer and the learner's LLM budget are read together, in one call."""
+        lesson_request = GenerateLessonRequest.model_validate(request)
+        budget = self._llm_budget.current(lesson_request.learner_id)
+        cached, spent = await self._store.cached_reading_also(cache_key, budget.key)
         if cached is not None:
             return cached, False
-        lesson_request = GenerateLessonRequest.model_validate(request)
-        await self._llm_budget.spend(lesson_request.learner_id)
+        await self._llm_budget.spend(budget, spent)
         with LLM_SECONDS.time():
             generated = await self._generator.generate(prompt)
         LLM_CALLS.labels(generated.model).inc()

@@ -75,6 +75,16 @@ class LessonStore:
         pointer = await self._dapr.get_state(cache_pointer_key(cache_key))
         return await self.get(pointer.value["lesson_id"]) if pointer else None
 
+    async def cached_reading_also(
+        self, cache_key: str, other_key: str
+    ) -> tuple[LessonRecord | None, StateEntry | None]:
+        """``cached``, with ``other_key``'s entry read in the same bulk GET."""
+        pointer_key = cache_pointer_key(cache_key)
+        found = await self._dapr.get_bulk_state([pointer_key, other_key])
+        pointer = found.get(pointer_key)
+        lesson = await self.get(pointer.value["lesson_id"]) if pointer else None
+        return lesson, found.get(other_key)
+
     async def save_new(self, record: LessonRecord, cache_key: str) -> None:
         """Store the lesson, index it, point the cache at it and stage its event — atomically.
 

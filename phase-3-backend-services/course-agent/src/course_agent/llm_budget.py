@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from learnflow_service_kit.dapr_client import (
     DaprClient,
     EtagMismatch,
+    StateEntry,
     StateStoreUnavailable,
     Upsert,
 )
@@ -46,35 +48,46 @@ def budget_key(learner_id: str, window: str) -> str:
     return f"llm-budget-{learner_id}-{window}"
 
 
+@dataclass(frozen=True)
+class BudgetWindow:
+    learner_id: str
+    key: str  # the learner's counter for this clock hour
+    seconds_left: int
+
+
 class LlmBudget:
     def __init__(self, dapr: DaprClient, per_hour: int) -> None:
         self._dapr = dapr
         self._per_hour = per_hour
 
-    async def spend(self, learner_id: str) -> None:
-        """Count one LLM generation for the learner, or raise LlmBudgetExceeded."""
+    def current(self, learner_id: str) -> BudgetWindow:
         window, seconds_left = budget_window(datetime.now(UTC))
-        key = budget_key(learner_id, window)
+        return BudgetWindow(learner_id, budget_key(learner_id, window), seconds_left)
+
+    async def spend(self, budget: BudgetWindow, spent: StateEntry | None) -> None:
+        """Count one LLM generation in ``budget``, whose counter was read as ``spent``, or
+        raise LlmBudgetExceeded. A lost race reads the counter again."""
+        entry = spent
         for _ in range(_CAS_ATTEMPTS):
-            entry = await self._dapr.get_state(key)
-            spent = int(entry.value["spent"]) if entry else 0
-            if spent >= self._per_hour:
+            count = int(entry.value["spent"]) if entry else 0
+            if count >= self._per_hour:
                 REFUSED.inc()
                 raise LlmBudgetExceeded(
                     f"learner_id: {self._per_hour} new lessons an hour at most; "
                     "lessons already generated are still served",
-                    seconds_left,
+                    budget.seconds_left,
                 )
             counted = Upsert(
-                key,
-                {"spent": spent + 1},
+                budget.key,
+                {"spent": count + 1},
                 etag=entry.etag if entry else None,
                 new_only=entry is None,
-                ttl_seconds=seconds_left + 60,
+                ttl_seconds=budget.seconds_left + 60,
             )
             try:
                 await self._dapr.transact([counted])
                 return
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
-        raise StateStoreUnavailable(f"LLM budget of {learner_id} too contended; retry later")
+                entry = await self._dapr.get_state(budget.key)
+        raise StateStoreUnavailable(f"LLM budget of {budget.learner_id} too contended; retry later")
