@@ -4,7 +4,7 @@ PHASE := phase-3-backend-services
 export UV_PYTHON_DOWNLOADS := never
 UV = $(shell bash $(PHASE)/scripts/ensure-uv.sh)
 
-.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo token bench evals evals-author recordings replay-dead-letters clean-runs
+.PHONY: setup cluster-setup run test unit integration cluster cluster-test lint demo token bench soak evals evals-author recordings replay-dead-letters clean-runs
 
 setup:
 	@bash $(PHASE)/scripts/bootstrap.sh
@@ -51,6 +51,9 @@ replay-dead-letters:  ## copy dead-lettered lesson events back onto lesson-gener
 
 bench: setup  ## start a stack, measure, print figures
 	@$(UV) run --frozen learnflow-stack bench
+
+soak: setup  ## a stack under a steady load for 5 minutes (SOAK_SECONDS=...), failing on errors or memory growth
+	@$(UV) run --frozen learnflow-stack soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 evals:  ## score every eval case and gate; LIVE=1 records from the live model first (OPENAI_API_KEY), CASES=a,b picks cases
 	@$(UV) run --frozen learnflow-evals run $(if $(LIVE),--live) $(if $(CASES),--cases $(CASES))

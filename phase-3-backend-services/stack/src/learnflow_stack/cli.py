@@ -13,7 +13,7 @@ from types import FrameType
 from confluent_kafka import KafkaException
 from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_GENERATED_TOPIC
 
-from learnflow_stack import bench, recorded_requests, services
+from learnflow_stack import bench, recorded_requests, services, soak
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.dev_auth import DevSigningKey
@@ -176,6 +176,11 @@ def main() -> int:
     )
     bench.add_arguments(measure)
     measure.set_defaults(run=bench.run)
+    soaking = commands.add_parser(
+        "soak", help="a private stack under a steady load for a bounded time, watching memory"
+    )
+    soak.add_arguments(soaking)
+    soaking.set_defaults(run=soak.run)
     args = parser.parse_args()
     result: int = args.run(args)
     return result
