@@ -261,8 +261,11 @@ class Workloads(Target):
     async def status(self) -> ScenarioResult:
         """GET /status of the learners the many-learners scenario just updated."""
 
+        # The many-learners scenario's learners: its warm-up ones and its measured ones.
+        updated = 2 * self.config.progress_concurrency + self.config.count(PROGRESS_MANY_REQUESTS)
+
         async def call(index: int) -> None:
-            await self.lessons_assigned(self.id_for("many", index % PROGRESS_MANY_REQUESTS))
+            await self.lessons_assigned(self.id_for("many", index % updated))
 
         return await self._measure(
             "GET /status, many learners",

@@ -118,7 +118,8 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
                     ACTOR_TYPE, self.id.id, FLUSH_REMINDER, self._flush_every.total_seconds()
                 )
                 self._reminder_armed = True
-            await self._save(StoredLearner(progress=result.state, outbox=[*self._unsent(), event]))
+            unsent = self._unsent(stored)
+            await self._save(StoredLearner(progress=result.state, outbox=[*unsent, event]))
             self._events.send_soon(PROGRESS_UPDATED_TOPIC, event)
         return {"status": learner_status(result.state, datetime.now(UTC)).model_dump(mode="json")}
 
@@ -129,14 +130,15 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         return await self._turns.run(self.id.id, lambda: self._record_lessons(lessons))
 
     async def _record_lessons(self, lessons: list[LessonGeneratedV1]) -> dict[str, Any]:
-        progress = (await self._load()).progress
+        stored = await self._load()
+        progress = stored.progress
         applied = 0
         for lesson in lessons:
             result = apply_lesson_generated(progress, lesson)
             progress = result.state
             applied += result.applied
         if applied:
-            await self._save(StoredLearner(progress=progress, outbox=self._unsent()))
+            await self._save(StoredLearner(progress=progress, outbox=self._unsent(stored)))
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return {"applied": applied}
 
@@ -186,17 +188,16 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
             raise
         self._stored = stored
 
-    def _unsent(self) -> list[dict[str, Any]]:
-        """The loaded outbox without what this process has sent since it was saved."""
-        assert self._stored is not None
-        return [e for e in self._stored.outbox if not self._events.sent(e["event_id"])]
+    def _unsent(self, stored: StoredLearner) -> list[dict[str, Any]]:
+        """The stored outbox without what this process has sent since it was saved."""
+        return [e for e in stored.outbox if not self._events.sent(e["event_id"])]
 
     async def _flush(self) -> int:
         """Publish the outbox's unsent events in order; returns how many are still pending.
 
         A broker that failed lately is not tried until its backoff ends."""
         stored = await self._load()
-        unsent = self._unsent()
+        unsent = self._unsent(stored)
         while unsent and self._events.ready():
             if not await self._events.send(PROGRESS_UPDATED_TOPIC, unsent[0]):
                 break
