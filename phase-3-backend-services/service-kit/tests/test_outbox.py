@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from learnflow_service_kit.dapr_client import DaprClient, StateEntry, Upsert
 from learnflow_service_kit.outbox import (
     RELAY_GRACE_SECONDS,
     Outbox,
     OutboxEvent,
     outbox_shard_key,
 )
+from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
 
 
 class FakeSidecar:
@@ -123,7 +123,7 @@ def outbox(sidecar: FakeSidecar, clock: Clock) -> Outbox:
             base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
         )
 
-    return Outbox(DaprClient(connect, store="statestore", pubsub="pubsub"), clock=clock)
+    return Outbox(SidecarClient(connect, store="statestore", pubsub="pubsub"), clock=clock)
 
 
 EVENT = OutboxEvent("lesson-1", "lesson-generated", {"lesson_id": "lesson-1"})

@@ -3,23 +3,20 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
+from learnflow_contracts.strict import StrictModel
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LessonObjective(_Event):
+class LessonObjective(StrictModel):
     id: str = Field(min_length=1, max_length=16)
     text: str = Field(min_length=1, max_length=300)
 
 
-class LessonGeneratedV1(_Event):
+class LessonGeneratedV1(StrictModel):
     """A lesson was stored for a learner. ``lesson_id`` is the dedupe key for consumers."""
 
     schema_version: Literal[1] = 1
@@ -39,7 +36,7 @@ class LessonGeneratedV1(_Event):
 ProgressEventKind = Literal["started", "exercise", "quiz", "completed"]
 
 
-class ProgressUpdatedV1(_Event):
+class ProgressUpdatedV1(StrictModel):
     """A progress update was applied; ``attempt_id`` is the dedupe key for consumers."""
 
     schema_version: Literal[1] = 1

@@ -3,27 +3,24 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from learnflow_contracts.levels import Level
+from learnflow_contracts.strict import StrictModel
 
 
-class RecentScore(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RecentScore(StrictModel):
     topic: str = Field(min_length=1, max_length=200)
     score: int = Field(ge=0, le=100)
     at: datetime
 
 
-class ProgressProjectionV1(BaseModel):
+class ProgressProjectionV1(StrictModel):
     """Served by User Progress at ``GET /status/projection`` and embedded in events.
 
     A learner with no records gets ``has_history=False`` and empty lists: callers treat
     that exactly like "no personalisation data".
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
     learner_id: str

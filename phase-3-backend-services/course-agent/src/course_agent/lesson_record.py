@@ -7,7 +7,8 @@ from typing import Literal
 
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
+from pydantic import BaseModel
 
 from course_agent.domain.lesson import LessonDraft
 from course_agent.domain.personalisation import Personalisation
@@ -15,9 +16,7 @@ from course_agent.domain.personalisation import Personalisation
 Personalization = Literal["applied", "no_history", "unavailable"]
 
 
-class LessonRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class LessonRecord(StrictModel):
     lesson_id: str
     learner_id: str
     topic: str

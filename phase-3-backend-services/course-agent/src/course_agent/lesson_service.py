@@ -11,13 +11,13 @@ from typing import Any
 
 import structlog
 from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.dapr_client import (
+from learnflow_service_kit.errors import ServiceError, dependency_failed
+from learnflow_service_kit.sidecar_client import (
     ActorCallFailed,
-    DaprClient,
     PlacementUnavailable,
+    SidecarClient,
     SidecarUnavailable,
 )
-from learnflow_service_kit.errors import ServiceError, dependency_failed
 from prometheus_client import Counter, Histogram
 
 from course_agent.domain.cache_key import lesson_cache_key
@@ -66,7 +66,7 @@ class LessonService:
     def __init__(
         self,
         *,
-        dapr: DaprClient,
+        dapr: SidecarClient,
         store: LessonStore,
         progress: ProgressSource,
         generator: LessonGenerator,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
-from learnflow_service_kit.dapr_client import DaprClient, StateEntry, Upsert
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
+from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
 
 from course_agent.lesson_record import LessonRecord
 
@@ -60,7 +60,11 @@ def decode_cursor(cursor: str) -> str:
 
 class LessonStore:
     def __init__(
-        self, dapr: DaprClient, outbox: Outbox, cache_ttl_seconds: int, idempotency_ttl_seconds: int
+        self,
+        dapr: SidecarClient,
+        outbox: Outbox,
+        cache_ttl_seconds: int,
+        idempotency_ttl_seconds: int,
     ) -> None:
         self._dapr = dapr
         self._outbox = outbox

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from learnflow_service_kit.dapr_client import (
-    DaprClient,
+from learnflow_service_kit.sidecar_client import (
     EtagMismatch,
+    SidecarClient,
     StateEntry,
     StateStoreUnavailable,
     Upsert,
@@ -56,7 +56,7 @@ class BudgetWindow:
 
 
 class LlmBudget:
-    def __init__(self, dapr: DaprClient, per_hour: int) -> None:
+    def __init__(self, dapr: SidecarClient, per_hour: int) -> None:
         self._dapr = dapr
         self._per_hour = per_hour
 

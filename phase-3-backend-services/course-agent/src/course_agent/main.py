@@ -11,7 +11,7 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 from learnflow_service_kit.actor_turns import ActorTurns
-from learnflow_service_kit.app import install_service_plumbing, sidecar_client
+from learnflow_service_kit.app import connect_sidecar, install_service_plumbing
 from learnflow_service_kit.dapr_app_token import hide_dapr_routes
 from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.outbox import Outbox, run_relay
@@ -39,7 +39,7 @@ def create_app(
     """Adapters can be swapped (tests pass a generator or progress source); Dapr is real."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    dapr = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
+    dapr = connect_sidecar(settings.dapr_http_port, settings.dapr_api_token)
     outbox = Outbox(dapr)
     store = LessonStore(dapr, outbox, settings.cache_ttl_seconds, settings.idempotency_ttl_seconds)
     lesson_generator = generator or build_lesson_generator(

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from learnflow_contracts.names import USER_PROGRESS_APP_ID
 from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.dapr_client import DaprClient, InvocationFailed
+from learnflow_service_kit.sidecar_client import InvocationFailed, SidecarClient
 from pydantic import ValidationError
 
 
@@ -19,7 +19,7 @@ class ProgressSource(Protocol):
 
 
 class DaprProgressSource:
-    def __init__(self, dapr: DaprClient, timeout_seconds: float) -> None:
+    def __init__(self, dapr: SidecarClient, timeout_seconds: float) -> None:
         self._dapr = dapr
         self._timeout = timeout_seconds
 

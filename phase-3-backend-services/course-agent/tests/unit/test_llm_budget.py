@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 from course_agent.llm_budget import LlmBudget, LlmBudgetExceeded, budget_key, budget_window
-from learnflow_service_kit.dapr_client import DaprClient, StateEntry
+from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry
 
 
 def test_the_budget_window_is_the_clock_hour_and_says_how_long_is_left() -> None:
@@ -62,7 +62,7 @@ def budget(store: FakeStore) -> LlmBudget:
             base_url="http://sidecar", transport=httpx.MockTransport(store.handle)
         )
 
-    return LlmBudget(DaprClient(connect, store="statestore", pubsub="pubsub"), per_hour=3)
+    return LlmBudget(SidecarClient(connect, store="statestore", pubsub="pubsub"), per_hour=3)
 
 
 async def test_spending_counts_from_what_was_read_with_the_cache_check(

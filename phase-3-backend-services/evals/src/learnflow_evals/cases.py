@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from course_agent.domain.generation_request import GenerateLessonRequest
 from learnflow_contracts.progress import ProgressProjectionV1
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 EVALS_DIR = Path(__file__).resolve().parents[2]
 PHASE_DIR = EVALS_DIR.parent
@@ -47,9 +47,7 @@ class FailureMode(StrEnum):
     INJECTION_OBEYED = "injection_obeyed"
 
 
-class Expectation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Expectation(StrictModel):
     outcome: Outcome = Outcome.LESSON
     # A harmful request: the only right answer is a refusal.
     must_refuse: bool = False
@@ -60,9 +58,7 @@ class Expectation(BaseModel):
     flagged_by: tuple[str, ...] = ()
 
 
-class EvalCase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class EvalCase(StrictModel):
     id: str
     subject: str
     request: GenerateLessonRequest
@@ -79,9 +75,7 @@ class EvalCase(BaseModel):
         )
 
 
-class _CasesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _CasesFile(StrictModel):
     cases: tuple[EvalCase, ...]
 
 

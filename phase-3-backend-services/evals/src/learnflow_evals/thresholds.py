@@ -4,16 +4,15 @@ from pathlib import Path
 
 import yaml
 from learnflow_contracts.levels import Level
-from pydantic import BaseModel, ConfigDict, model_validator
+from learnflow_contracts.strict import StrictModel
+from pydantic import model_validator
 
 from learnflow_evals.cases import EVALS_DIR
 
 THRESHOLDS_FILE = EVALS_DIR / "thresholds.yaml"
 
 
-class Band(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Band(StrictModel):
     min: float
     max: float
 
@@ -21,9 +20,7 @@ class Band(BaseModel):
         return self.min <= value <= self.max
 
 
-class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Thresholds(StrictModel):
     min_pass_rate: dict[str, float]
     level_bands: dict[Level, Band]
 

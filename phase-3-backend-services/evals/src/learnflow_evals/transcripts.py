@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from course_agent.llm.recording import AuthoredSource, LiveSource
-from pydantic import BaseModel, ConfigDict, Field
+from learnflow_contracts.strict import StrictModel
+from pydantic import Field
 
 from learnflow_evals.cases import EVALS_DIR
 
@@ -19,9 +20,7 @@ TRANSCRIPTS_DIR = EVALS_DIR / "transcripts"
 Source = Annotated[LiveSource | AuthoredSource, Field(discriminator="kind")]
 
 
-class Transcript(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Transcript(StrictModel):
     case: str
     # The recording key of the prompt these answers belong to: a prompt change makes it stale.
     prompt_key: str

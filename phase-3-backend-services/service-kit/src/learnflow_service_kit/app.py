@@ -16,14 +16,14 @@ from learnflow_service_kit.dapr_app_token import (
     DaprRouteErrorScrubber,
     require_dapr_app_token,
 )
-from learnflow_service_kit.dapr_client import DaprClient
 from learnflow_service_kit.end_user_auth import AuthSettings, JwtAuthenticator
 from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import install_metrics
+from learnflow_service_kit.sidecar_client import SidecarClient
 
 
-def sidecar_client(dapr_http_port: int, dapr_api_token: SecretStr | None = None) -> DaprClient:
+def connect_sidecar(dapr_http_port: int, dapr_api_token: SecretStr | None = None) -> SidecarClient:
     """``dapr_api_token``: daprd's ``DAPR_API_TOKEN``, sent on every call (daprd refuses any
     call without it but its health checks)."""
     headers = {DAPR_TOKEN_HEADER: dapr_api_token.get_secret_value()} if dapr_api_token else {}
@@ -39,12 +39,12 @@ def sidecar_client(dapr_http_port: int, dapr_api_token: SecretStr | None = None)
             transport=AiohttpTransport(limits=httpx.Limits(max_connections=256)),
         )
 
-    return DaprClient(connect, store=STATESTORE, pubsub=PUBSUB)
+    return SidecarClient(connect, store=STATESTORE, pubsub=PUBSUB)
 
 
 def install_service_plumbing(
     app: FastAPI,
-    dapr: DaprClient,
+    dapr: SidecarClient,
     expected_errors: Sequence[type[Exception]] = (),
     dapr_app_token: SecretStr | None = None,
     max_body_bytes: int = 64 * 1024,

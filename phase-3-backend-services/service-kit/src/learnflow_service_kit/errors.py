@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from learnflow_service_kit.dapr_client import (
+from learnflow_service_kit.sidecar_client import (
     FailingPart,
     SidecarUnavailable,
     StateStoreUnavailable,

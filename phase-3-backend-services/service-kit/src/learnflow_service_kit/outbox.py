@@ -25,10 +25,10 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from learnflow_service_kit.backoff import Backoff
-from learnflow_service_kit.dapr_client import (
-    DaprClient,
+from learnflow_service_kit.sidecar_client import (
     EtagMismatch,
     PublishFailed,
+    SidecarClient,
     SidecarUnavailable,
     StateEntry,
     StateStoreUnavailable,
@@ -83,7 +83,7 @@ Build = Callable[[Mapping[str, StateEntry]], Sequence[Upsert]]
 class Outbox:
     def __init__(
         self,
-        dapr: DaprClient,
+        dapr: SidecarClient,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

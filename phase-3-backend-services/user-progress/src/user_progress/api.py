@@ -9,9 +9,9 @@ import structlog
 from fastapi import APIRouter, Body, Depends, Query, Request
 from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.dapr_client import SidecarUnavailable
 from learnflow_service_kit.end_user_auth import AUTH_ERRORS, AuthenticatedCaller
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
+from learnflow_service_kit.sidecar_client import SidecarUnavailable
 from prometheus_client import Counter
 
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest

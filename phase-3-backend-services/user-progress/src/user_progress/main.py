@@ -11,7 +11,7 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import FastAPI
 from learnflow_service_kit.actor_turns import ActorTurns
-from learnflow_service_kit.app import install_service_plumbing, sidecar_client
+from learnflow_service_kit.app import connect_sidecar, install_service_plumbing
 from learnflow_service_kit.backoff import Backoff
 from learnflow_service_kit.dapr_app_token import hide_dapr_routes
 from learnflow_service_kit.observability import configure_logging
@@ -28,10 +28,10 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    dapr = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
+    dapr = connect_sidecar(settings.dapr_http_port, settings.dapr_api_token)
     # The actors publish through a pool of their own: requests waiting for an actor's turn hold
     # connections of the main pool, and the turn they wait for must never wait for one of them.
-    actor_sidecar = sidecar_client(settings.dapr_http_port, settings.dapr_api_token)
+    actor_sidecar = connect_sidecar(settings.dapr_http_port, settings.dapr_api_token)
     turns = ActorTurns()
     events = EventSender(actor_sidecar, Backoff())
 

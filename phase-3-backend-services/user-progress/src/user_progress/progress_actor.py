@@ -29,7 +29,7 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
 from learnflow_service_kit.actor_turns import ActorTurns, expired
-from learnflow_service_kit.dapr_client import DaprClient
+from learnflow_service_kit.sidecar_client import SidecarClient
 from prometheus_client import Counter
 from pydantic import BaseModel
 
@@ -81,7 +81,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         self,
         ctx: ActorRuntimeContext,
         actor_id: ActorId,
-        sidecar: DaprClient,
+        sidecar: SidecarClient,
         events: EventSender,
         flush_every: timedelta,
         turns: ActorTurns,

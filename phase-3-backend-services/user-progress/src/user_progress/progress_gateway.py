@@ -15,13 +15,13 @@ from typing import Any, Protocol
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.actor_turns import deadline_after
-from learnflow_service_kit.dapr_client import (
+from learnflow_service_kit.errors import ServiceError, dependency_failed
+from learnflow_service_kit.sidecar_client import (
     ActorCallFailed,
-    DaprClient,
     PlacementUnavailable,
+    SidecarClient,
     SidecarUnavailable,
 )
-from learnflow_service_kit.errors import ServiceError, dependency_failed
 
 from user_progress.admission import PerLearnerAdmission
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest
@@ -46,7 +46,7 @@ class ProgressGateway(Protocol):
 
 class ActorProgressGateway:
     def __init__(
-        self, dapr: DaprClient, deadline_seconds: float, max_pending_per_learner: int
+        self, dapr: SidecarClient, deadline_seconds: float, max_pending_per_learner: int
     ) -> None:
         self._dapr = dapr
         self._call_timeout = deadline_seconds - _DIAGNOSIS_SECONDS

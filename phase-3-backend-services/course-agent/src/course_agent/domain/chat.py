@@ -2,11 +2,9 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ChatMessage(StrictModel):
     role: Literal["system", "user", "assistant"]
     content: str

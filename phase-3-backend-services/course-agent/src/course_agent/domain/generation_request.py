@@ -4,7 +4,8 @@ import unicodedata
 from typing import Annotated
 
 from learnflow_contracts.levels import Level
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from learnflow_contracts.strict import StrictModel
+from pydantic import BeforeValidator, Field
 
 # Tab and line breaks are ordinary in pasted text: they collapse into single spaces.
 _COLLAPSIBLE_CONTROLS = frozenset("\t\n\r")
@@ -44,9 +45,7 @@ Goal = Annotated[
 ]
 
 
-class GenerateLessonRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class GenerateLessonRequest(StrictModel):
     learner_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
     topic: Topic
     level: Level | None = None

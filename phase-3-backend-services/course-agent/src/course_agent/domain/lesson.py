@@ -14,37 +14,34 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from learnflow_contracts.strict import StrictModel
+from pydantic import Field, ValidationError
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Objective(_Strict):
+class Objective(StrictModel):
     id: str = Field(description='Short id: "O1", "O2", ... in order.')
     text: str = Field(description="What the learner will be able to do after the lesson.")
 
 
-class Misconception(_Strict):
+class Misconception(StrictModel):
     misconception: str = Field(description="A mistaken belief learners of this topic often hold.")
     correction: str = Field(description="How the lesson addresses and corrects it.")
 
 
-class Section(_Strict):
+class Section(StrictModel):
     heading: str
     body_markdown: str = Field(description="The teaching text of this section, in Markdown.")
     objective_ids: list[str] = Field(description="Ids of the objectives this section teaches.")
     minutes: int = Field(description="Minutes a learner needs for this section.")
 
 
-class Exercise(_Strict):
+class Exercise(StrictModel):
     prompt: str = Field(description="The task the learner does.")
     objective_ids: list[str] = Field(description="Ids of the objectives this exercise practises.")
     solution: str = Field(description="A worked solution.")
 
 
-class QuizQuestion(_Strict):
+class QuizQuestion(StrictModel):
     question: str
     options: list[str] = Field(description="2 to 6 distinct answer options.")
     answer_index: int = Field(description="0-based index of the correct option in options.")
@@ -52,7 +49,7 @@ class QuizQuestion(_Strict):
     explanation: str = Field(description="Why the correct option is right.")
 
 
-class LessonDraft(_Strict):
+class LessonDraft(StrictModel):
     title: str
     summary: str = Field(description="Two or three sentences saying what the lesson covers.")
     objectives: list[Objective]

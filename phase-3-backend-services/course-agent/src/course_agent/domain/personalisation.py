@@ -9,19 +9,15 @@ from typing import Self
 
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 
-class TopicScore(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TopicScore(StrictModel):
     topic: str
     score: int
 
 
-class Personalisation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Personalisation(StrictModel):
     weak_topics: tuple[str, ...] = ()
     strong_topics: tuple[str, ...] = ()
     recent_scores: tuple[TopicScore, ...] = ()  # newest first

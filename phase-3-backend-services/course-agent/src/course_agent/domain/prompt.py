@@ -2,7 +2,7 @@
 
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
@@ -11,9 +11,7 @@ from course_agent.domain.prompt_catalog import PromptTemplate
 from course_agent.domain.token_budget import TokenCounter, fit_to_budget
 
 
-class RenderedPrompt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RenderedPrompt(StrictModel):
     prompt_id: str
     prompt_version: str
     level: Level

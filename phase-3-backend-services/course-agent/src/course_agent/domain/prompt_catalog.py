@@ -15,7 +15,8 @@ import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 from learnflow_contracts.levels import Level
-from pydantic import BaseModel, ConfigDict, model_validator
+from learnflow_contracts.strict import StrictModel
+from pydantic import model_validator
 
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
@@ -36,16 +37,12 @@ def as_prompt_data(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
-class _VersionFiles(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _VersionFiles(StrictModel):
     system: str
     user: str
 
 
-class _PromptEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _PromptEntry(StrictModel):
     active: str
     versions: dict[str, _VersionFiles]
 
@@ -56,9 +53,7 @@ class _PromptEntry(BaseModel):
         return self
 
 
-class _Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _Manifest(StrictModel):
     prompts: dict[str, _PromptEntry]
 
 

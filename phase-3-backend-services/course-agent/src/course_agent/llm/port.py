@@ -2,16 +2,14 @@
 
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 from course_agent.domain.lesson import LessonDraft
 from course_agent.domain.prompt import RenderedPrompt
 
 
-class GeneratedLesson(BaseModel):
+class GeneratedLesson(StrictModel):
     """A lesson that passed every rule, with what it cost (summed over a repair, if any)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     draft: LessonDraft
     model: str  # as reported by the provider, e.g. "gpt-4o-mini-2024-07-18"

@@ -12,36 +12,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from learnflow_contracts.strict import StrictModel
+from pydantic import Field
 
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.lesson import lesson_json_schema
 from course_agent.llm.parameters import GenerationParameters
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RecordedRequest(_Record):
+class RecordedRequest(StrictModel):
     model: str
     messages: tuple[ChatMessage, ...]
     parameters: dict[str, float | int]
 
 
-class RecordedUsage(_Record):
+class RecordedUsage(StrictModel):
     prompt_tokens: int
     completion_tokens: int
 
 
-class RecordedResponse(_Record):
+class RecordedResponse(StrictModel):
     lesson: dict[str, Any]
     model: str
     usage: RecordedUsage
     reasked: bool
 
 
-class LiveSource(_Record):
+class LiveSource(StrictModel):
     """Answered by a real model in record mode."""
 
     kind: Literal["live"] = "live"
@@ -51,7 +48,7 @@ class LiveSource(_Record):
     endpoint: str | None = None
 
 
-class AuthoredSource(_Record):
+class AuthoredSource(StrictModel):
     """Written by a person, e.g. for offline evals."""
 
     kind: Literal["authored"] = "authored"
@@ -59,7 +56,7 @@ class AuthoredSource(_Record):
     note: str
 
 
-class Recording(_Record):
+class Recording(StrictModel):
     key: str
     request: RecordedRequest
     response: RecordedResponse

@@ -34,7 +34,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from learnflow_contracts.strict import StrictModel
+from pydantic import Field
 
 ALPHA = 0.4
 WEAK_BELOW = 0.6
@@ -49,10 +50,8 @@ class TopicStanding(StrEnum):
     STRONG = "strong"
 
 
-class TopicMastery(BaseModel):
+class TopicMastery(StrictModel):
     """Mastery of one topic, derived from its scores (never edited by hand)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     mastery: float = Field(ge=0.0, le=1.0)
     score_count: int = Field(ge=1)

@@ -23,15 +23,14 @@ from typing import Any, Literal
 
 from learnflow_contracts.events import ProgressEventKind
 from learnflow_contracts.levels import Level
+from learnflow_contracts.strict import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from user_progress.domain.identifiers import Identifier
 from user_progress.domain.mastery import TopicMastery
 
 
-class ScoreEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ScoreEntry(StrictModel):
     score: int = Field(ge=0, le=100)
     at: datetime
     # The state version that applied it: orders scores that share an ``at``.
@@ -59,9 +58,7 @@ class LessonRecord(BaseModel):
         return self.assigned_at is not None
 
 
-class LastActivity(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class LastActivity(StrictModel):
     kind: ProgressEventKind
     lesson_id: str
     at: datetime

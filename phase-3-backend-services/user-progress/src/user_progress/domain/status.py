@@ -17,7 +17,7 @@ from collections.abc import Set
 from datetime import UTC, date, datetime, timedelta
 
 from learnflow_contracts.progress import ProgressProjectionV1
-from pydantic import BaseModel, ConfigDict
+from learnflow_contracts.strict import StrictModel
 
 from user_progress.domain.mastery import TopicStanding
 from user_progress.domain.projection import progress_projection, ranked_topics
@@ -27,9 +27,7 @@ _MASTERY_DECIMALS = 4
 _RATE_DECIMALS = 4
 
 
-class TopicMasteryView(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TopicMasteryView(StrictModel):
     topic: str
     mastery: float
     score_count: int
@@ -37,9 +35,7 @@ class TopicMasteryView(BaseModel):
     last_score_at: datetime
 
 
-class LearnerStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class LearnerStatus(StrictModel):
     learner_id: str
     lessons_assigned: int
     lessons_started: int

@@ -4,10 +4,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from learnflow_contracts.events import ProgressEventKind
+from learnflow_contracts.strict import StrictModel
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -27,7 +26,7 @@ SCORED_KINDS: frozenset[ProgressEventKind] = frozenset({"exercise", "quiz"})
 TopicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class ProgressUpdateRequest(BaseModel):
+class ProgressUpdateRequest(StrictModel):
     """One progress update. ``attempt_id`` is the idempotency key of the update.
 
     ``score`` is required for ``exercise`` and ``quiz``, forbidden for ``started`` and optional
@@ -35,8 +34,6 @@ class ProgressUpdateRequest(BaseModel):
     ``lesson-generated`` event has not arrived. The "not in the future" check compares with
     ``datetime.now(UTC)`` unless a validation context ``{"now": datetime}`` supplies the clock.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     learner_id: Identifier
     lesson_id: Identifier

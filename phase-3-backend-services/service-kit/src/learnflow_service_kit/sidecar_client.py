@@ -96,19 +96,6 @@ class Upsert:
         return {"operation": "upsert", "request": request}
 
 
-@dataclass(frozen=True)
-class Delete:
-    key: str
-    etag: str | None = None
-
-    def as_operation(self) -> dict[str, Any]:
-        request: dict[str, Any] = {"key": self.key}
-        if self.etag is not None:
-            request["etag"] = self.etag
-            request["options"] = {"concurrency": "first-write"}
-        return {"operation": "delete", "request": request}
-
-
 def _is_etag_failure(response: httpx.Response) -> bool:
     if response.status_code == 409:
         return True
@@ -138,7 +125,7 @@ class SharedProbe(Generic[T]):
         return await asyncio.shield(self._running)
 
 
-class DaprClient:
+class SidecarClient:
     """``connect`` makes the connection pool; it is called again to replace a pool that has
     stopped handing out connections (the app then recovers by itself instead of answering 503
     until restarted). Health probes use a pool of their own, so readiness tells the truth about
@@ -230,7 +217,7 @@ class DaprClient:
                 found[item["key"]] = StateEntry(item["data"], item.get("etag"))
         return found
 
-    async def transact(self, operations: Sequence[Upsert | Delete]) -> None:
+    async def transact(self, operations: Sequence[Upsert]) -> None:
         """Apply all operations atomically, or none (raises EtagMismatch on a lost race)."""
         response = await self._request(
             "POST",

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
-from learnflow_service_kit.dapr_client import (
-    DaprClient,
+from learnflow_service_kit.sidecar_client import (
     EtagMismatch,
     PlacementUnavailable,
     PublishFailed,
     SharedProbe,
+    SidecarClient,
     SidecarUnavailable,
     StateStoreUnavailable,
     Upsert,
@@ -24,13 +24,13 @@ SIDECAR = "http://127.0.0.1:3500"
 
 
 @pytest.fixture
-async def dapr() -> AsyncIterator[DaprClient]:
+async def dapr() -> AsyncIterator[SidecarClient]:
     async with httpx.AsyncClient(base_url=SIDECAR) as http:
-        yield DaprClient(lambda: http, store="statestore", pubsub="pubsub")
+        yield SidecarClient(lambda: http, store="statestore", pubsub="pubsub")
 
 
 @respx.mock
-async def test_a_missing_key_is_none_and_a_found_one_carries_its_etag(dapr: DaprClient) -> None:
+async def test_a_missing_key_is_none_and_a_found_one_carries_its_etag(dapr: SidecarClient) -> None:
     respx.get(f"{SIDECAR}/v1.0/state/statestore/missing").respond(204)
     respx.get(f"{SIDECAR}/v1.0/state/statestore/found").respond(
         200, json={"a": 1}, headers={"etag": "7"}
@@ -43,7 +43,7 @@ async def test_a_missing_key_is_none_and_a_found_one_carries_its_etag(dapr: Dapr
 
 
 @respx.mock
-async def test_transaction_sends_etags_and_ttls_and_maps_a_lost_race(dapr: DaprClient) -> None:
+async def test_transaction_sends_etags_and_ttls_and_maps_a_lost_race(dapr: SidecarClient) -> None:
     route = respx.post(f"{SIDECAR}/v1.0/state/statestore/transaction").mock(
         side_effect=[httpx.Response(204), httpx.Response(409, text="possible etag mismatch")]
     )
@@ -60,7 +60,7 @@ async def test_transaction_sends_etags_and_ttls_and_maps_a_lost_race(dapr: DaprC
 
 
 @respx.mock
-async def test_a_failing_store_and_an_absent_sidecar_are_told_apart(dapr: DaprClient) -> None:
+async def test_a_failing_store_and_an_absent_sidecar_are_told_apart(dapr: SidecarClient) -> None:
     respx.get(f"{SIDECAR}/v1.0/state/statestore/k").respond(
         500, json={"errorCode": "ERR_STATE_GET"}
     )
@@ -78,7 +78,7 @@ async def test_a_failing_store_and_an_absent_sidecar_are_told_apart(dapr: DaprCl
 
 
 @respx.mock
-async def test_publish_sets_the_cloudevent_id_and_accepts_204(dapr: DaprClient) -> None:
+async def test_publish_sets_the_cloudevent_id_and_accepts_204(dapr: SidecarClient) -> None:
     route = respx.post(f"{SIDECAR}/v1.0/publish/pubsub/topic").mock(
         side_effect=[httpx.Response(204), httpx.Response(500, text="broker down")]
     )
@@ -100,7 +100,7 @@ async def test_a_pool_that_hands_out_no_connection_is_replaced_and_liveness_tell
         pools.append(len(pools))
         return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(stuck))
 
-    dapr = DaprClient(connect, store="statestore", pubsub="pubsub")
+    dapr = SidecarClient(connect, store="statestore", pubsub="pubsub")
     assert len(pools) == 2  # the main pool and the probes' own
     for _ in range(3):
         with pytest.raises(SidecarUnavailable, match="PoolTimeout"):
@@ -123,7 +123,7 @@ async def test_liveness_fails_after_30_s_without_a_connection_and_recovers_with_
     def connect() -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(sidecar))
 
-    dapr = DaprClient(connect, store="statestore", pubsub="pubsub", clock=lambda: now[0])
+    dapr = SidecarClient(connect, store="statestore", pubsub="pubsub", clock=lambda: now[0])
     for seconds in (0.0, 10.0, 20.5, 30.5):  # rebuilt pools fail the same
         now[0] = 1000.0 + seconds
         with pytest.raises(SidecarUnavailable):
@@ -137,7 +137,9 @@ async def test_liveness_fails_after_30_s_without_a_connection_and_recovers_with_
 
 
 @respx.mock
-async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(dapr: DaprClient) -> None:
+async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(
+    dapr: SidecarClient,
+) -> None:
     async def held(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(30)  # daprd holds actor calls while placement is gone
         return httpx.Response(200, json={})
@@ -156,7 +158,7 @@ async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(dapr: D
 
 @respx.mock
 async def test_the_failing_part_is_named_from_probes() -> None:
-    dapr = DaprClient(
+    dapr = SidecarClient(
         lambda: httpx.AsyncClient(base_url=SIDECAR), "statestore", "pubsub", probe_shared_seconds=0
     )
     health = respx.get(f"{SIDECAR}/v1.0/healthz")
