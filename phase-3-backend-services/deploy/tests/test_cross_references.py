@@ -210,10 +210,10 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
     for deployment in service_deployments(rendered_overlay):
         app = deployment["metadata"]["name"]
         declared = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"].split(",")
-        main = importlib.import_module(f"{app.replace('-', '_')}.main")
+        wiring = importlib.import_module(f"{app.replace('-', '_')}.wiring")
         registered = {
             name
-            for name, value in vars(main).items()
+            for name, value in vars(wiring).items()
             if isinstance(value, type) and issubclass(value, Actor) and value is not Actor
         }
         assert set(declared) == registered, app

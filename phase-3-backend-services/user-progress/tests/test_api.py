@@ -23,6 +23,7 @@ from user_progress.domain import (
 )
 from user_progress.main import create_app
 from user_progress.settings import Settings
+from user_progress.wiring import Adapters
 
 
 class InMemoryProgress:
@@ -68,7 +69,9 @@ def progress() -> InMemoryProgress:
 
 @pytest.fixture
 def client(progress: InMemoryProgress) -> TestClient:
-    return TestClient(create_app(Settings(AUTH_DISABLED=True), progress=progress))
+    return TestClient(
+        create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
+    )
 
 
 def _lesson_event(**overrides: Any) -> dict[str, Any]:
@@ -207,7 +210,10 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
 
 
 def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress) -> None:
-    app = create_app(Settings(APP_API_TOKEN="sidecar-token", AUTH_DISABLED=True), progress=progress)
+    app = create_app(
+        Settings(APP_API_TOKEN="sidecar-token", AUTH_DISABLED=True),
+        adapters=Adapters(progress=progress),
+    )
     client = TestClient(app)
     forged = client.post("/events/lesson-generated", json=_delivery(_lesson_event()))
     assert forged.status_code == 401
@@ -279,7 +285,8 @@ def test_an_unexpected_error_is_a_generic_500_with_a_request_id_and_no_detail(
 
     progress.status = broken  # type: ignore[method-assign]
     client = TestClient(
-        create_app(Settings(AUTH_DISABLED=True), progress=progress), raise_server_exceptions=False
+        create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress)),
+        raise_server_exceptions=False,
     )
 
     response = client.get("/status", params={"learner_id": "ada"})
@@ -295,7 +302,9 @@ def test_an_unexpected_error_is_a_generic_500_with_a_request_id_and_no_detail(
 def test_a_failing_actor_call_answers_the_sidecar_without_exception_text(
     progress: InMemoryProgress,
 ) -> None:
-    client = TestClient(create_app(Settings(AUTH_DISABLED=True), progress=progress))
+    client = TestClient(
+        create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
+    )
 
     unknown_type = client.put("/actors/NoSuchActor/ada/method/GetStatus", json={})
     bad_payload = client.put(

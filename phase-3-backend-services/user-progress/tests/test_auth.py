@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from learnflow_stack.dev_auth import AUDIENCE, ISSUER, KEY_ID, DevSigningKey
 from user_progress.main import create_app
 from user_progress.settings import Settings
+from user_progress.wiring import Adapters
 
 from .test_api import InMemoryProgress
 
@@ -30,7 +31,7 @@ def key() -> DevSigningKey:
 @pytest.fixture
 def client(key: DevSigningKey) -> TestClient:
     settings = Settings(AUTH_PUBLIC_KEY=key.public_pem, APP_API_TOKEN="sidecar-token")
-    return TestClient(create_app(settings, progress=InMemoryProgress()))
+    return TestClient(create_app(settings, adapters=Adapters(progress=InMemoryProgress())))
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -188,7 +189,9 @@ def jwks_url(key: DevSigningKey) -> Iterator[str]:
 def test_keys_from_a_jwks_url_and_an_unknown_kid_is_refused(
     key: DevSigningKey, jwks_url: str
 ) -> None:
-    client = TestClient(create_app(Settings(AUTH_JWKS_URL=jwks_url), progress=InMemoryProgress()))
+    client = TestClient(
+        create_app(Settings(AUTH_JWKS_URL=jwks_url), adapters=Adapters(progress=InMemoryProgress()))
+    )
     unknown_kid = jwt.encode(_claims(), key.private_pem, "RS256", headers={"kid": "rotated-away"})
 
     assert _status(client, {"Authorization": f"Bearer {key.token('ada')}"}).status_code == 200

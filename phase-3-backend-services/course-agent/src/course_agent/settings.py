@@ -1,14 +1,14 @@
 from pathlib import Path
 from typing import Literal
 
-from learnflow_service_kit.end_user_auth import AuthSettings
+from learnflow_service_kit.settings import ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 _PHASE_DIR = Path(__file__).resolve().parents[3]
 
 
-class Settings(BaseSettings, AuthSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COURSE_AGENT_", extra="ignore")
 
     llm_provider: Literal["openai", "replay", "record"] = "replay"
@@ -30,14 +30,6 @@ class Settings(BaseSettings, AuthSettings):
     # attempt 1 s and retries once (components/resiliency.yaml).
     progress_timeout_seconds: float = Field(3.0, gt=0)
     outbox_relay_seconds: float = Field(2.0, gt=0)
-    log_level: str = "INFO"
-    dapr_http_port: int = Field(3500, validation_alias=AliasChoices("DAPR_HTTP_PORT"))
-    # The token daprd sends on every call to the app (its APP_API_TOKEN): only the sidecar may
-    # call the Dapr routes. Unset = no check (unit tests, a sidecar without a token).
-    dapr_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("APP_API_TOKEN"))
-    # The token the app sends daprd on every call (daprd's DAPR_API_TOKEN; the Dapr SDK reads
-    # the same variable for the actor runtime's own calls).
-    dapr_api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DAPR_API_TOKEN"))
 
     @property
     def actor_call_timeout_seconds(self) -> float:

@@ -1,0 +1,56 @@
+"""User Progress's own parts: the progress gateway and the learner actor, on a sidecar client.
+
+``Adapters`` are what tests swap (the progress gateway); Dapr stays real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dapr.actor.id import ActorId
+from dapr.actor.runtime.context import ActorRuntimeContext
+from learnflow_service_kit.actor_turns import ActorTurns
+from learnflow_service_kit.app import connect_sidecar
+from learnflow_service_kit.backoff import Backoff
+from learnflow_service_kit.service_app import HostedActor, ServiceParts
+from learnflow_service_kit.sidecar_client import SidecarClient
+
+from user_progress.api import router
+from user_progress.event_sender import EventSender
+from user_progress.progress_actor import LearnerProgressActor
+from user_progress.progress_gateway import ActorProgressGateway, ProgressGateway
+from user_progress.settings import Settings
+
+
+@dataclass(frozen=True)
+class Adapters:
+    progress: ProgressGateway | None = None
+
+
+def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> ServiceParts:
+    # The actors publish through a pool of their own: requests waiting for an actor's turn hold
+    # connections of the main pool, and the turn they wait for must never wait for one of them.
+    actor_sidecar = connect_sidecar(settings.dapr_http_port, settings.dapr_api_token)
+    turns = ActorTurns()
+    events = EventSender(actor_sidecar, Backoff())
+
+    def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LearnerProgressActor:
+        return LearnerProgressActor(
+            ctx,
+            actor_id,
+            sidecar=actor_sidecar,
+            events=events,
+            flush_every=timedelta(seconds=settings.outbox_flush_seconds),
+            turns=turns,
+        )
+
+    progress = adapters.progress or ActorProgressGateway(
+        dapr, settings.request_deadline_seconds, settings.max_pending_updates_per_learner
+    )
+    return ServiceParts(
+        routers=[router],
+        state={"progress": progress},
+        actors=[HostedActor(LearnerProgressActor, build_actor)],
+        closers=[events.drain, actor_sidecar.aclose],
+    )
