@@ -38,7 +38,7 @@ lint:
 	@# Test folders each have a conftest.py, so mypy checks them one folder at a time.
 	@for tests in $(PHASE)/deploy/scripts $(PHASE)/tests/* $(PHASE)/*/tests; do \
 	  $(UV) run --frozen mypy $$tests || exit 1; done
-	@$(UV) run --frozen mypy $(PHASE)/contracts/src $(PHASE)/service-kit/src $(PHASE)/stack/src $(PHASE)/course-agent/src $(PHASE)/user-progress/src $(PHASE)/evals/src
+	@$(UV) run --frozen mypy $(PHASE)/*/src .claude/skills/fastapi-dapr-agent/scripts
 
 demo:  ## walk the whole loop against the stack `make run` started
 	@$(UV) run --frozen learnflow-stack demo

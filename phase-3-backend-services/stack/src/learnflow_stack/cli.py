@@ -36,7 +36,9 @@ def _wait_for_signal() -> None:
 
 def up(_: argparse.Namespace) -> int:
     llm_env, llm_note = services.llm_environment()
-    stack = Stack([services.user_progress(), services.course_agent(llm_env)])
+    stack = Stack(
+        [services.user_progress(), services.course_agent(llm_env), *services.scaffolded()]
+    )
     try:
         with stack:
             agent = stack.app("course-agent")

@@ -31,7 +31,9 @@ def require_sqlite_name_resolution(config_path: Path) -> None:
         )
 
 
-def render_resources(run_dir: Path, kafka_bootstrap: str) -> tuple[Path, Path]:
+def render_resources(
+    run_dir: Path, kafka_bootstrap: str, components_dir: Path = COMPONENTS_DIR
+) -> tuple[Path, Path]:
     """Copy components/ into the run, pointing it at this run's Kafka and name-resolution file.
 
     Returns (resources_dir, config_path).
@@ -39,7 +41,7 @@ def render_resources(run_dir: Path, kafka_bootstrap: str) -> tuple[Path, Path]:
     resources_dir = run_dir / "resources"
     resources_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / CONFIG_FILE
-    for source in sorted(COMPONENTS_DIR.glob("*.yaml")):
+    for source in sorted(components_dir.glob("*.yaml")):
         document = yaml.safe_load(source.read_text())
         if source.name == CONFIG_FILE:
             document["spec"]["nameResolution"]["configuration"]["connectionString"] = str(

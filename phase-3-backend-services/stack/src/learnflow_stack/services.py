@@ -1,4 +1,4 @@
-"""The two LearnFlow services as the stack runs them."""
+"""The LearnFlow services as the stack runs them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ def course_agent(env: dict[str, str] | None = None, replicas: int = 1) -> AppSpe
 
 def user_progress(env: dict[str, str] | None = None) -> AppSpec:
     return AppSpec(USER_PROGRESS_APP_ID, "user_progress.main:create_app", env or {})
+
+
+# Services scaffolded by the fastapi-dapr-agent skill (app id, uvicorn factory); its generator
+# adds an entry here, and `learnflow-stack up` starts each of them with its sidecar.
+SCAFFOLDED_APPS: tuple[tuple[str, str], ...] = ()
+
+
+def scaffolded() -> list[AppSpec]:
+    return [AppSpec(app_id, factory) for app_id, factory in SCAFFOLDED_APPS]
 
 
 def llm_environment() -> tuple[dict[str, str], str]:

@@ -18,7 +18,7 @@ import httpx
 from learnflow_stack.dapr import Placement, Scheduler, Sidecar, render_resources
 from learnflow_stack.dev_auth import DevSigningKey
 from learnflow_stack.kafka import KafkaBroker
-from learnflow_stack.paths import installed_dir, runs_root
+from learnflow_stack.paths import COMPONENTS_DIR, installed_dir, runs_root
 from learnflow_stack.ports import LOOPBACK, free_port
 from learnflow_stack.postgres import PostgresServer
 from learnflow_stack.process import ManagedProcess
@@ -71,8 +71,15 @@ class Stack:
     of starting private ones; ``LEARNFLOW_DAPR_BIN_DIR`` at existing Dapr binaries.
     """
 
-    def __init__(self, apps: list[AppSpec], run_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        apps: list[AppSpec],
+        run_dir: Path | None = None,
+        components_dir: Path = COMPONENTS_DIR,
+    ) -> None:
         self.apps = apps
+        # Another tree's components/: a service scaffolded into a scratch copy of the repo.
+        self.components_dir = components_dir
         self.run_dir = run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         self.postgres: PostgresServer | None = None
         self.kafka: KafkaBroker | None = None
@@ -127,7 +134,9 @@ class Stack:
             self.kafka.wait_ready()
             self.kafka_bootstrap = self.kafka.bootstrap
             _log(f"kafka on {self.kafka_bootstrap}")
-        resources_dir, config_path = render_resources(self.run_dir, self.kafka_bootstrap)
+        resources_dir, config_path = render_resources(
+            self.run_dir, self.kafka_bootstrap, self.components_dir
+        )
         self.placement = Placement(bin_dir, self.run_dir)
         self.placement.start()
         self.scheduler = Scheduler(bin_dir, self.run_dir)
