@@ -129,3 +129,22 @@ def test_the_pins_are_the_locked_versions(scaffold: ModuleType) -> None:
 
     for requirement, version in scaffold.PINS.items():
         assert locked[requirement.split("[")[0]] == version, requirement
+
+
+def test_scaffold_only_rewrites_the_skills_files_and_leaves_the_services_own(
+    generate: ModuleType, tmp_path: Path
+) -> None:
+    root = copy_repository(tmp_path)
+    service = root / PHASE / "user-progress"
+    (service / "Dockerfile").write_text("hand-edited\n")
+    wiring_before = (service / "src/user_progress/wiring.py").read_text()
+    argv = ["--name", "user-progress", "--actor", "LearnerProgressActor"]
+    argv += ["--subscribe", "lesson-generated", "--publish", "progress-updated"]
+
+    assert generate.main([*argv, "--scaffold-only", "--root", str(root)]) == 0
+
+    assert (service / "Dockerfile").read_text() == (
+        REPO_ROOT / PHASE / "user-progress/Dockerfile"
+    ).read_text()
+    assert (service / "src/user_progress/wiring.py").read_text() == wiring_before
+    assert not (service / "src/user_progress/records.py").exists()

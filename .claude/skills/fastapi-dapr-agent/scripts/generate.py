@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scaffold import PHASE, BadOptions, Options, apply, existing, plan
+from scaffold import PHASE, BadOptions, Options, apply, existing, plan, write_files
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm", action="store_true", help="an LLM adapter and a prompt folder")
     parser.add_argument("--dry-run", action="store_true", help="list the files, write nothing")
     parser.add_argument("--force", action="store_true", help="overwrite files that exist")
+    parser.add_argument(
+        "--scaffold-only",
+        action="store_true",
+        help="rewrite only the scaffold-owned files of an existing service (templates changed)",
+    )
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--no-lock", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -36,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate.py: {bad}", file=sys.stderr)
         return 2
     files = plan(options)
+    if args.scaffold_only:
+        owned = [f for f in files if f.ownership == "scaffold"]
+        write_files(args.root, owned)
+        print(*(f"rewrote {f.path}" for f in owned), sep="\n")
+        return 0
     clashes = existing(args.root, files)
     if args.dry_run:
         for planned in files:

@@ -158,12 +158,16 @@ def existing(root: Path, files: list[PlannedFile]) -> list[Path]:
     return [f.path for f in files if (root / f.path).exists()]
 
 
-def apply(root: Path, options: Options, files: list[PlannedFile], *, lock: bool = True) -> None:
-    """Write the files and register the service: workspace member, Kustomize base, launcher."""
+def write_files(root: Path, files: list[PlannedFile]) -> None:
     for planned in files:
         target = root / planned.path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(planned.content)
+
+
+def apply(root: Path, options: Options, files: list[PlannedFile], *, lock: bool = True) -> None:
+    """Write the files and register the service: workspace member, Kustomize base, launcher."""
+    write_files(root, files)
     register_in_workspace(root / "pyproject.toml", options)
     register_in_kustomize(root / PHASE / "deploy" / "base" / "kustomization.yaml", options)
     for component in ("statestore.yaml", "pubsub.yaml"):
