@@ -1,9 +1,10 @@
 from pathlib import Path
-from typing import Literal
 
 from learnflow_service_kit.settings import ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from course_agent.llm.port import LlmProvider
 
 _PHASE_DIR = Path(__file__).resolve().parents[3]
 
@@ -11,7 +12,7 @@ _PHASE_DIR = Path(__file__).resolve().parents[3]
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COURSE_AGENT_", extra="ignore")
 
-    llm_provider: Literal["openai", "replay", "record"] = "replay"
+    llm_provider: LlmProvider = "replay"
     llm_base_url: str = "https://api.openai.com/v1"
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = Field(

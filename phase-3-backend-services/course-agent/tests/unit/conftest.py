@@ -8,7 +8,7 @@ import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
-from course_agent.domain.token_budget import TokenCounter
+from course_agent.tokenizer import TokenCounter
 from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
 
 PHASE_DIR = Path(__file__).resolve().parents[3]
@@ -117,7 +117,11 @@ def render(catalog: PromptCatalog, counter: TokenCounter) -> Callable[..., Rende
         budget: int = 3000,
     ) -> RenderedPrompt:
         return build_lesson_prompt(
-            catalog.active("lesson"), request, projection, counter=counter, token_budget=budget
+            catalog.active("lesson"),
+            request,
+            projection,
+            count_tokens=counter.count,
+            token_budget=budget,
         )
 
     return _render
