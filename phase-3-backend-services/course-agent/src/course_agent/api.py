@@ -10,11 +10,11 @@ from learnflow_service_kit.end_user_auth import AUTH_ERRORS, AuthenticatedCaller
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
 
 from course_agent.domain.generation_request import GenerateLessonRequest
-from course_agent.lesson_record import LessonPage, LessonRecord, LessonResponse
+from course_agent.lesson_public import LessonPage, LessonPublic, LessonResponse
 from course_agent.lesson_service import LessonService
 from course_agent.lesson_store import LessonStore
 
-router = APIRouter()
+router = APIRouter(tags=["lessons"])
 
 
 def lesson_service(request: Request) -> LessonService:
@@ -67,7 +67,7 @@ async def generate_lesson(
     caller.require_access_to(body.learner_id)
     result = await service.generate(body, idempotency_key)
     response.status_code = 201 if result.created else 200
-    return LessonResponse(**result.record.model_dump(), from_cache=not result.created)
+    return LessonResponse.of_generation(result.record, from_cache=not result.created)
 
 
 @router.get("/lessons", response_model=LessonPage, responses={**AUTH_ERRORS, 503: ERROR_RESPONSE})
@@ -81,19 +81,19 @@ async def list_lessons(
 ) -> LessonPage:
     caller.require_access_to(learner_id)
     records, next_cursor = await store.page(learner_id, topic, cursor, limit)
-    return LessonPage(items=records, next_cursor=next_cursor)
+    return LessonPage(items=[LessonPublic.of(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get(
     "/lessons/{lesson_id}",
-    response_model=LessonRecord,
+    response_model=LessonPublic,
     responses={**AUTH_ERRORS, 404: ERROR_RESPONSE, 503: ERROR_RESPONSE},
 )
 async def get_lesson(
     store: Store, caller: AuthenticatedCaller, lesson_id: Annotated[Identifier, Path()]
-) -> LessonRecord:
+) -> LessonPublic:
     record = await store.get(lesson_id)
     if record is None:
         raise ServiceError(404, "lesson_not_found", f"lesson_id: no lesson {lesson_id!r}")
     caller.require_access_to(record.learner_id)
-    return record
+    return LessonPublic.of(record)

@@ -6,33 +6,26 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from dapr.actor import Actor, ActorInterface, actormethod
+from dapr.actor import Actor
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from learnflow_service_kit.actor_turns import ActorTurns
 
 from course_agent.domain.errors import CourseAgentError
-from course_agent.domain.prompt import RenderedPrompt
-from course_agent.lesson_record import LessonRecord, Personalization
-
-ACTOR_TYPE = "LessonGenerationActor"
+from course_agent.generation_protocol import (
+    GENERATE_ANSWER,
+    GenerateJob,
+    GenerationFailed,
+    LessonGenerated,
+    LessonGenerationActorInterface,
+)
+from course_agent.lesson_record import LessonRecord
 
 
 class GenerateOnce(Protocol):
     """The work done inside one actor turn (see ``LessonService.generate_once``)."""
 
-    async def __call__(
-        self,
-        cache_key: str,
-        prompt: RenderedPrompt,
-        request: dict[str, Any],
-        personalization: Personalization,
-    ) -> tuple[LessonRecord, bool]: ...
-
-
-class LessonGenerationActorInterface(ActorInterface):
-    @actormethod(name="Generate")
-    async def generate(self, job: dict[str, Any]) -> dict[str, Any]: ...
+    async def __call__(self, cache_key: str, job: GenerateJob) -> tuple[LessonRecord, bool]: ...
 
 
 class LessonGenerationActor(Actor, LessonGenerationActorInterface):
@@ -50,24 +43,15 @@ class LessonGenerationActor(Actor, LessonGenerationActorInterface):
     async def generate(self, job: dict[str, Any]) -> dict[str, Any]:
         # A turn of our own: daprd hands the turn on when a caller gives up, and two
         # generations for one cache key would mean two LLM calls.
-        return await self._turns.run(self.id.id, lambda: self._generate(job))
+        answer = await self._turns.run(
+            self.id.id, lambda: self._generate(GenerateJob.model_validate(job))
+        )
+        document: dict[str, Any] = GENERATE_ANSWER.dump_python(answer, mode="json")
+        return document
 
-    async def _generate(self, job: dict[str, Any]) -> dict[str, Any]:
-        # Errors travel back as data: the SDK would flatten an exception into an opaque 500.
+    async def _generate(self, job: GenerateJob) -> LessonGenerated | GenerationFailed:
         try:
-            record, created = await self._generate_once(
-                self.id.id,
-                RenderedPrompt.model_validate(job["prompt"]),
-                job["request"],
-                job["personalization"],
-            )
+            record, created = await self._generate_once(self.id.id, job)
         except CourseAgentError as error:
-            return {
-                "error": {
-                    "status": error.http_status,
-                    "code": error.code,
-                    "message": str(error),
-                    "headers": error.headers(),
-                }
-            }
-        return {"lesson": record.model_dump(mode="json"), "created": created}
+            return GenerationFailed.of(error)
+        return LessonGenerated(lesson=record, created=created)

@@ -1,22 +1,27 @@
-"""A generated lesson as stored in the state store and as returned by the API."""
+"""A generated lesson as stored in the state store, and the event it publishes.
+
+The stored document is not the public contract: ``lesson_public.py`` maps it to what the API
+returns. Its JSON field names (``personalized``, ``personalization``, ``personalised_with``)
+are those of the documents already stored, so they stay; in Python each concept has one name.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
 from learnflow_contracts.strict import StrictModel
-from pydantic import BaseModel
+from pydantic import ConfigDict, Field
 
 from course_agent.domain.lesson import LessonDraft
-from course_agent.domain.personalisation import Personalisation
-
-Personalization = Literal["applied", "no_history", "unavailable"]
+from course_agent.domain.personalisation import Personalisation, PersonalisationOutcome
 
 
 class LessonRecord(StrictModel):
+    # Python names here, the stored documents' names in JSON (read by either).
+    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
+
     lesson_id: str
     learner_id: str
     topic: str
@@ -29,10 +34,10 @@ class LessonRecord(StrictModel):
     model: str
     prompt_tokens: int
     completion_tokens: int
-    personalized: bool
-    personalization: Personalization
+    personalised: bool = Field(alias="personalized")
+    personalisation_outcome: PersonalisationOutcome = Field(alias="personalization")
     # Exactly the progress the prompt was personalised with (after trimming to the budget).
-    personalised_with: Personalisation | None
+    personalisation: Personalisation | None = Field(alias="personalised_with")
     trimmed: tuple[str, ...]
     created_at: datetime
 
@@ -46,20 +51,9 @@ class LessonRecord(StrictModel):
             objectives=tuple(
                 LessonObjective(id=o.id, text=o.text) for o in self.content.objectives
             ),
-            personalized=self.personalized,
+            personalized=self.personalised,
             prompt_id=self.prompt_id,
             prompt_version=self.prompt_version,
             model=self.model,
             created_at=self.created_at,
         )
-
-
-class LessonResponse(LessonRecord):
-    """What POST /generate-lesson returns: the lesson, and whether it came from the cache."""
-
-    from_cache: bool
-
-
-class LessonPage(BaseModel):
-    items: list[LessonRecord]
-    next_cursor: str | None

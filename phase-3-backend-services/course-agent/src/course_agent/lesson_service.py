@@ -4,10 +4,8 @@ progress → prompt → cache → (one actor turn) LLM → store → event."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from learnflow_contracts.progress import ProgressProjectionV1
@@ -22,12 +20,19 @@ from prometheus_client import Counter, Histogram
 
 from course_agent.domain.cache_key import lesson_cache_key
 from course_agent.domain.generation_request import GenerateLessonRequest
-from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
+from course_agent.domain.personalisation import PersonalisationOutcome
+from course_agent.domain.prompt import build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
-from course_agent.domain.token_budget import TokenCounter
-from course_agent.generation_actor import ACTOR_TYPE
-from course_agent.lesson_record import LessonRecord, Personalization
-from course_agent.lesson_store import IdempotencyRecord, LessonStore
+from course_agent.domain.token_budget import CountTokens
+from course_agent.generation_protocol import (
+    ACTOR_TYPE,
+    GENERATE_ANSWER,
+    GENERATE_METHOD,
+    GenerateJob,
+    GenerationFailed,
+)
+from course_agent.lesson_record import LessonRecord
+from course_agent.lesson_store import IdempotencyRecord, LessonStore, new_lesson_id
 from course_agent.llm.port import LessonGenerator
 from course_agent.llm_budget import LlmBudget
 from course_agent.progress_source import ProgressSource, ProgressUnavailable
@@ -37,7 +42,7 @@ PROMPT_ID = "lesson"
 _RETRY_HINT = "retry later (with the same Idempotency-Key to get the lesson if it was stored)"
 
 log = structlog.get_logger()
-PERSONALIZATION = Counter(
+PERSONALISATION = Counter(
     "lesson_personalization_total", "Lesson requests by personalisation outcome", ["outcome"]
 )
 CACHE = Counter("lesson_cache_total", "Lesson cache lookups", ["result"])
@@ -62,31 +67,42 @@ def idempotency_digests(key: str, request: GenerateLessonRequest) -> tuple[str, 
     return hashlib.sha256(key.encode()).hexdigest()[:32], hashlib.sha256(body.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class GenerationPolicy:
+    """The settings a generation follows."""
+
+    model: str
+    prompt_token_budget: int
+    actor_timeout_seconds: float  # the wait for one actor turn (see Settings)
+
+
+@dataclass(frozen=True)
+class LessonPorts:
+    """What a generation reads and writes, beyond this process."""
+
+    dapr: SidecarClient  # to call the generation actor
+    store: LessonStore
+    progress: ProgressSource
+    generator: LessonGenerator
+    llm_budget: LlmBudget
+
+
 class LessonService:
     def __init__(
         self,
-        *,
-        dapr: SidecarClient,
-        store: LessonStore,
-        progress: ProgressSource,
-        generator: LessonGenerator,
+        ports: LessonPorts,
         catalog: PromptCatalog,
-        counter: TokenCounter,
-        model: str,
-        token_budget: int,
-        actor_timeout_seconds: float,
-        budget: LlmBudget,
+        count_tokens: CountTokens,
+        policy: GenerationPolicy,
     ) -> None:
-        self._dapr = dapr
-        self._store = store
-        self._progress = progress
-        self._generator = generator
+        self._dapr = ports.dapr
+        self._store = ports.store
+        self._progress = ports.progress
+        self._generator = ports.generator
+        self._llm_budget = ports.llm_budget
         self._catalog = catalog
-        self._counter = counter
-        self._model = model
-        self._budget = token_budget
-        self._actor_timeout = actor_timeout_seconds
-        self._llm_budget = budget
+        self._count_tokens = count_tokens
+        self._policy = policy
 
     async def generate(
         self, request: GenerateLessonRequest, idempotency_key: str | None
@@ -94,7 +110,7 @@ class LessonService:
         if idempotency_key is None:
             return await self._generate(request)
         key_digest, body_digest = idempotency_digests(idempotency_key, request)
-        seen = await self._store.idempotent(request.learner_id, key_digest)
+        seen = await self._store.idempotency_record(request.learner_id, key_digest)
         if seen is not None:
             if seen.body_digest != body_digest:
                 raise ServiceError(
@@ -106,7 +122,7 @@ class LessonService:
             if record is not None:
                 return GenerationResult(record, created=seen.status == 201)
         result = await self._generate(request)
-        await self._store.remember_idempotent(
+        await self._store.remember_idempotency_record(
             request.learner_id,
             key_digest,
             IdempotencyRecord(body_digest, result.record.lesson_id, 201 if result.created else 200),
@@ -114,79 +130,65 @@ class LessonService:
         return result
 
     async def _generate(self, request: GenerateLessonRequest) -> GenerationResult:
-        projection, personalization = await self._projection(request.learner_id)
+        projection, outcome = await self._projection(request.learner_id)
         prompt = build_lesson_prompt(
             self._catalog.active(PROMPT_ID),
             request,
             projection,
-            counter=self._counter,
-            token_budget=self._budget,
+            count_tokens=self._count_tokens,
+            token_budget=self._policy.prompt_token_budget,
         )
-        if personalization == "applied" and not prompt.personalized:
-            personalization = "no_history"
-        cache_key = lesson_cache_key(request, prompt, self._model)
+        if outcome == "applied" and not prompt.personalised:
+            outcome = "no_history"
+        cache_key = lesson_cache_key(request, prompt, self._policy.model)
         cached = await self._store.cached(cache_key)
         if cached is not None:
             CACHE.labels("hit").inc()
             return GenerationResult(cached, created=False)
         CACHE.labels("miss").inc()
-        return await self._generate_in_actor(cache_key, prompt, request, personalization)
+        job = GenerateJob(prompt=prompt, request=request, personalisation_outcome=outcome)
+        return await self._generate_in_actor(cache_key, job)
 
     async def _projection(
         self, learner_id: str
-    ) -> tuple[ProgressProjectionV1 | None, Personalization]:
+    ) -> tuple[ProgressProjectionV1 | None, PersonalisationOutcome]:
         """The learner's progress, or None: a missing projection never fails the request."""
         try:
             projection = await self._progress.projection(learner_id)
         except ProgressUnavailable as unavailable:
-            PERSONALIZATION.labels("unavailable").inc()
+            PERSONALISATION.labels("unavailable").inc()
             log.warning(
                 "progress unavailable; generating a non-personalised lesson", error=str(unavailable)
             )
             return None, "unavailable"
-        outcome: Personalization = "applied" if projection.has_history else "no_history"
-        PERSONALIZATION.labels(outcome).inc()
+        outcome: PersonalisationOutcome = "applied" if projection.has_history else "no_history"
+        PERSONALISATION.labels(outcome).inc()
         return projection, outcome
 
-    async def _generate_in_actor(
-        self,
-        cache_key: str,
-        prompt: RenderedPrompt,
-        request: GenerateLessonRequest,
-        personalization: Personalization,
-    ) -> GenerationResult:
-        job = {
-            "prompt": prompt.model_dump(mode="json"),
-            "request": request.model_dump(mode="json"),
-            "personalization": personalization,
-        }
+    async def _generate_in_actor(self, cache_key: str, job: GenerateJob) -> GenerationResult:
         try:
             answer = await self._dapr.invoke_actor(
-                ACTOR_TYPE, cache_key, "Generate", job, timeout=self._actor_timeout
+                ACTOR_TYPE,
+                cache_key,
+                GENERATE_METHOD,
+                job.model_dump(mode="json"),
+                timeout=self._policy.actor_timeout_seconds,
             )
         except PlacementUnavailable as failure:
             raise dependency_failed("actor_placement", _RETRY_HINT) from failure
         except (ActorCallFailed, SidecarUnavailable) as failure:
             log.warning("lesson generation actor failed", error=str(failure))
             raise dependency_failed(await self._dapr.failing_part(), _RETRY_HINT) from failure
-        if "error" in answer:
-            error = answer["error"]
-            raise ServiceError(
-                error["status"], error["code"], error["message"], headers=error.get("headers") or {}
-            )
-        return GenerationResult(LessonRecord.model_validate(answer["lesson"]), answer["created"])
+        result = GENERATE_ANSWER.validate_python(answer)
+        if isinstance(result, GenerationFailed):
+            raise result.as_error()
+        return GenerationResult(result.lesson, result.created)
 
-    async def generate_once(
-        self,
-        cache_key: str,
-        prompt: RenderedPrompt,
-        request: dict[str, Any],
-        personalization: Personalization,
-    ) -> tuple[LessonRecord, bool]:
+    async def generate_once(self, cache_key: str, job: GenerateJob) -> tuple[LessonRecord, bool]:
         """One actor turn: whoever held the turn before us may have stored this lesson already.
         The cache pointer and the learner's LLM budget are read together, in one call."""
-        lesson_request = GenerateLessonRequest.model_validate(request)
-        budget = self._llm_budget.current(lesson_request.learner_id)
+        request, prompt = job.request, job.prompt
+        budget = self._llm_budget.current(request.learner_id)
         cached, spent = await self._store.cached_reading_also(cache_key, budget.key)
         if cached is not None:
             return cached, False
@@ -197,21 +199,21 @@ class LessonService:
         LLM_TOKENS.labels(generated.model, "prompt").inc(generated.prompt_tokens)
         LLM_TOKENS.labels(generated.model, "completion").inc(generated.completion_tokens)
         record = LessonRecord(
-            lesson_id=f"lesson-{uuid.uuid4().hex}",
-            learner_id=lesson_request.learner_id,
-            topic=lesson_request.topic,
+            lesson_id=new_lesson_id(),
+            learner_id=request.learner_id,
+            topic=request.topic,
             level=prompt.level,
-            goal=lesson_request.goal,
-            locale=lesson_request.locale,
+            goal=request.goal,
+            locale=request.locale,
             content=generated.draft,
             prompt_id=prompt.prompt_id,
             prompt_version=prompt.prompt_version,
             model=generated.model,
             prompt_tokens=generated.prompt_tokens,
             completion_tokens=generated.completion_tokens,
-            personalized=prompt.personalized,
-            personalization=personalization,
-            personalised_with=prompt.personalisation,
+            personalised=prompt.personalised,
+            personalisation_outcome=job.personalisation_outcome,
+            personalisation=prompt.personalisation,
             trimmed=prompt.trimmed,
             created_at=datetime.now(UTC),
         )

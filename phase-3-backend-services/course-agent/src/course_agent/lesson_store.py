@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,12 @@ from course_agent.lesson_record import LessonRecord
 
 # The index keeps a learner's newest lessons; older ones stay readable by id.
 INDEX_CAP = 1000
+
+
+def new_lesson_id() -> str:
+    """A new lesson's id: the key adds the ``lesson-`` namespace, so the id itself does not
+    (lessons stored before had ids ``lesson-<hex>``, keys ``lesson-lesson-<hex>``; both read)."""
+    return uuid.uuid4().hex
 
 
 def lesson_key(lesson_id: str) -> str:
@@ -147,11 +154,13 @@ class LessonStore:
         more = len(entries) > limit
         return records, encode_cursor(window[-1]["lesson_id"]) if more and window else None
 
-    async def idempotent(self, learner_id: str, key_digest: str) -> IdempotencyRecord | None:
+    async def idempotency_record(
+        self, learner_id: str, key_digest: str
+    ) -> IdempotencyRecord | None:
         entry = await self._dapr.get_state(idempotency_record_key(learner_id, key_digest))
         return IdempotencyRecord(**entry.value) if entry else None
 
-    async def remember_idempotent(
+    async def remember_idempotency_record(
         self, learner_id: str, key_digest: str, record: IdempotencyRecord
     ) -> None:
         await self._dapr.transact(

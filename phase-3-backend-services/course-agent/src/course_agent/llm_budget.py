@@ -19,22 +19,17 @@ from learnflow_service_kit.sidecar_client import (
 )
 from prometheus_client import Counter
 
-from course_agent.domain.errors import CourseAgentError
+from course_agent.domain.errors import RetryLater
 
 REFUSED = Counter("lesson_llm_budget_refusals_total", "Generations refused by the LLM budget")
 _CAS_ATTEMPTS = 20
 
 
-class LlmBudgetExceeded(CourseAgentError):
+class LlmBudgetExceeded(RetryLater):
+    """The learner spent this hour's new lessons; retry when the hour ends."""
+
     http_status: ClassVar[int] = 429
     code: ClassVar[str] = "llm_budget_exceeded"
-
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 def budget_window(now: datetime) -> tuple[str, int]:

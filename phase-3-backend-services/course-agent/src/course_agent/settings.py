@@ -1,9 +1,10 @@
 from pathlib import Path
-from typing import Literal
 
 from learnflow_service_kit.settings import ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+
+from course_agent.llm.port import LlmProvider
 
 _PHASE_DIR = Path(__file__).resolve().parents[3]
 
@@ -11,7 +12,7 @@ _PHASE_DIR = Path(__file__).resolve().parents[3]
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COURSE_AGENT_", extra="ignore")
 
-    llm_provider: Literal["openai", "replay", "record"] = "replay"
+    llm_provider: LlmProvider = "replay"
     llm_base_url: str = "https://api.openai.com/v1"
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = Field(
@@ -26,8 +27,9 @@ class Settings(ServiceSettings):
     llm_lessons_per_learner_per_hour: int = Field(30, ge=1)
     cache_ttl_seconds: int = Field(86400, ge=1)
     idempotency_ttl_seconds: int = Field(86400, ge=1)
-    # The outer guard on a progress lookup; inside it, Dapr's resiliency policy gives each
-    # attempt 1 s and retries once (components/resiliency.yaml).
+    # The one deadline of a progress lookup: DaprProgressSource is given it (wiring.py).
+    # Inside it, Dapr's `progress-lookup` policy (components/resiliency.yaml) bounds each
+    # attempt and its retries; a unit test keeps that policy's worst case within this.
     progress_timeout_seconds: float = Field(3.0, gt=0)
     outbox_relay_seconds: float = Field(2.0, gt=0)
 

@@ -18,15 +18,15 @@ from learnflow_service_kit.sidecar_client import SidecarClient
 from course_agent.api import router
 from course_agent.domain.errors import CourseAgentError
 from course_agent.domain.prompt_catalog import PromptCatalog
-from course_agent.domain.token_budget import TokenCounter
 from course_agent.generation_actor import LessonGenerationActor
-from course_agent.lesson_service import LessonService
+from course_agent.lesson_service import GenerationPolicy, LessonPorts, LessonService
 from course_agent.lesson_store import LessonStore
 from course_agent.llm.factory import build_lesson_generator
 from course_agent.llm.port import LessonGenerator
 from course_agent.llm_budget import LlmBudget
 from course_agent.progress_source import DaprProgressSource, ProgressSource
 from course_agent.settings import Settings
+from course_agent.tokenizer import TokenCounter
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,23 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         timeout_seconds=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
     )
-    service = LessonService(
+    ports = LessonPorts(
         dapr=dapr,
         store=store,
         progress=adapters.progress or DaprProgressSource(dapr, settings.progress_timeout_seconds),
         generator=lesson_generator,
-        catalog=PromptCatalog.load(settings.prompts_dir),
-        counter=TokenCounter(settings.llm_model),
+        llm_budget=LlmBudget(dapr, settings.llm_lessons_per_learner_per_hour),
+    )
+    policy = GenerationPolicy(
         model=settings.llm_model,
-        token_budget=settings.prompt_token_budget,
+        prompt_token_budget=settings.prompt_token_budget,
         actor_timeout_seconds=settings.actor_call_timeout_seconds,
-        budget=LlmBudget(dapr, settings.llm_lessons_per_learner_per_hour),
+    )
+    service = LessonService(
+        ports,
+        PromptCatalog.load(settings.prompts_dir),
+        TokenCounter(settings.llm_model).count,
+        policy,
     )
     turns = ActorTurns()
 

@@ -8,12 +8,14 @@ import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
-from course_agent.domain.token_budget import TokenCounter
+from course_agent.settings import Settings
+from course_agent.tokenizer import TokenCounter
 from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
 
-PHASE_DIR = Path(__file__).resolve().parents[3]
-PROMPTS_DIR = PHASE_DIR / "prompts"
-MODEL = "gpt-4o-mini"
+# The service's defaults: the snapshots and recordings are rendered with them.
+PROMPTS_DIR: Path = Settings.model_fields["prompts_dir"].default
+MODEL: str = Settings.model_fields["llm_model"].default
+TOKEN_BUDGET: int = Settings.model_fields["prompt_token_budget"].default
 
 _VALID_LESSON: dict[str, Any] = {
     "title": "Adding fractions",
@@ -114,10 +116,14 @@ def render(catalog: PromptCatalog, counter: TokenCounter) -> Callable[..., Rende
     def _render(
         request: GenerateLessonRequest,
         projection: ProgressProjectionV1 | None = None,
-        budget: int = 3000,
+        budget: int = TOKEN_BUDGET,
     ) -> RenderedPrompt:
         return build_lesson_prompt(
-            catalog.active("lesson"), request, projection, counter=counter, token_budget=budget
+            catalog.active("lesson"),
+            request,
+            projection,
+            count_tokens=counter.count,
+            token_budget=budget,
         )
 
     return _render

@@ -7,7 +7,7 @@ import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog, as_prompt_data
-from course_agent.domain.token_budget import TokenCounter
+from course_agent.tokenizer import TokenCounter
 from jinja2.exceptions import SecurityError, UndefinedError
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
@@ -49,14 +49,18 @@ def test_every_prompt_version_matches_its_snapshot(
     assert catalog.versions("lesson"), "the manifest lists no lesson versions"
     for version in catalog.versions("lesson"):
         prompt = build_lesson_prompt(
-            catalog.get("lesson", version), request, projection, counter=counter, token_budget=3000
+            catalog.get("lesson", version),
+            request,
+            projection,
+            count_tokens=counter.count,
+            token_budget=3000,
         )
         snapshot = SNAPSHOTS / f"lesson-{version}-{scenario}.txt"
         if UPDATE_SNAPSHOTS:
             snapshot.write_text(_as_text(prompt), encoding="utf-8")
         assert _as_text(prompt) == snapshot.read_text(encoding="utf-8"), f"{snapshot} differs"
         assert prompt.prompt_version == version
-        assert prompt.personalized is personalised
+        assert prompt.personalised is personalised
 
 
 def test_learner_text_is_data_not_template_and_cannot_close_its_tag(render: Render) -> None:
@@ -100,7 +104,7 @@ def test_personalised_prompt_carries_topics_and_scores_only(
     prompt = render(request_, projection)
     user = _user_message(prompt)
 
-    assert prompt.personalized
+    assert prompt.personalised
     for topic in (*projection.weak_topics, *projection.strong_topics):
         assert f"- {topic}\n" in user
     assert "- decimals: 41\n- addition: 92\n- ratio: 55" in user
@@ -127,7 +131,7 @@ def test_a_learner_without_history_gets_an_unpersonalised_prompt(
 
     assert render(request_, empty).messages == render(request_, None).messages
     assert "<learner_history>" not in _user_message(render(request_, empty))
-    assert not render(request_, empty).personalized
+    assert not render(request_, empty).personalised
 
 
 def test_level_comes_from_request_then_progress_then_beginner(

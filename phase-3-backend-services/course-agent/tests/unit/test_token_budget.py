@@ -10,9 +10,9 @@ import tiktoken_ext.openai_public
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt
-from course_agent.domain.token_budget import (
+from course_agent.domain.token_budget import PromptOverBudget
+from course_agent.tokenizer import (
     RANK_FILE_OF_ENCODING,
-    PromptOverBudget,
     TokenCounter,
     encoding_for_model,
     seed_tiktoken_cache,
@@ -149,7 +149,7 @@ def test_personalisation_can_be_dropped_entirely_to_fit(
 
     prompt = render(request_, make_projection(), budget=budget)
 
-    assert not prompt.personalized
+    assert not prompt.personalised
     assert prompt.trimmed[-1] == "weak_topic:decimals"
     assert prompt.messages == render(request_, None).messages
 

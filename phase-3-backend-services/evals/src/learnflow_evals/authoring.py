@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 from course_agent.domain.prompt import RenderedPrompt
-from course_agent.domain.token_budget import encoding_for_model
 from course_agent.llm.recording import AuthoredSource
+from course_agent.tokenizer import encoding_for_model
 
 from learnflow_evals.cases import EVALS_DIR, MODEL, EvalCase
 from learnflow_evals.failure_modes import WHY, Answer, answers, good, refused

@@ -5,16 +5,17 @@ from pathlib import Path
 
 import yaml
 from course_agent.domain.generation_request import GenerateLessonRequest
+from course_agent.settings import Settings
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_contracts.strict import StrictModel
 
 EVALS_DIR = Path(__file__).resolve().parents[2]
-PHASE_DIR = EVALS_DIR.parent
-PROMPTS_DIR = PHASE_DIR / "prompts"
 CASES_FILE = EVALS_DIR / "cases.yaml"
 # The Course Agent's defaults: recordings only match prompts rendered with the same settings.
-MODEL = "gpt-4o-mini"
-TOKEN_BUDGET = 3000
+_DEFAULTS = Settings.model_fields
+PROMPTS_DIR: Path = _DEFAULTS["prompts_dir"].default
+MODEL: str = _DEFAULTS["llm_model"].default
+TOKEN_BUDGET: int = _DEFAULTS["prompt_token_budget"].default
 
 
 class Outcome(StrEnum):

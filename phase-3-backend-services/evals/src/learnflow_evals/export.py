@@ -15,13 +15,15 @@ from course_agent.llm.recording import (
     Recording,
     recording_path,
 )
+from course_agent.settings import Settings
 
 from learnflow_evals.cases import EVALS_DIR, MODEL
 from learnflow_evals.evaluation import CaseResult
 from learnflow_evals.rendering import Renderer
 from learnflow_evals.transcripts import Source
 
-RECORDINGS_DIR = EVALS_DIR / "recordings"
+# Where the Course Agent reads recordings by default (its replay mode).
+RECORDINGS_DIR: Path = Settings.model_fields["recordings_dir"].default
 RECORDED_REQUESTS_FILE = EVALS_DIR / "recorded_requests.yaml"
 _HEADER = """\
 # Written by `make evals-author` from cases.yaml: the requests the Course Agent's replay mode

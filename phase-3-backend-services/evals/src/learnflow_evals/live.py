@@ -9,13 +9,16 @@ from pathlib import Path
 import httpx
 import openai
 from course_agent.llm.recording import LiveSource
+from course_agent.settings import Settings
 
 from learnflow_evals.cases import EvalCase
 from learnflow_evals.pipeline import CapturingTransport, run_pipeline
 from learnflow_evals.rendering import Renderer
 from learnflow_evals.transcripts import Transcript, save_transcript
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# The Course Agent's defaults; a live eval waits longer for each answer than the service does.
+DEFAULT_BASE_URL: str = Settings.model_fields["llm_base_url"].default
+_DEFAULT_MAX_RETRIES: int = Settings.model_fields["llm_max_retries"].default
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class LiveSettings:
     api_key: str
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = 120.0
-    max_retries: int = 2
+    max_retries: int = _DEFAULT_MAX_RETRIES
 
 
 def live_recordable(cases: Sequence[EvalCase]) -> list[EvalCase]:

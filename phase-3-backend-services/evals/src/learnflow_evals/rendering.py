@@ -5,9 +5,9 @@ from pathlib import Path
 
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
-from course_agent.domain.token_budget import TokenCounter
 from course_agent.llm.parameters import GenerationParameters
 from course_agent.llm.recording import recording_key
+from course_agent.tokenizer import TokenCounter
 
 from learnflow_evals.cases import MODEL, PROMPTS_DIR, TOKEN_BUDGET, EvalCase
 
@@ -27,7 +27,7 @@ class Renderer:
             self.catalog.active("lesson"),
             case.request,
             case.progress,
-            counter=self.counter,
+            count_tokens=self.counter.count,
             token_budget=TOKEN_BUDGET,
         )
 

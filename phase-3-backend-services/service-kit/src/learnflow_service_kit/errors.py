@@ -143,16 +143,12 @@ def _http_error_response(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _dependency_down_response(_: Request, exc: Exception) -> JSONResponse:
-    which = "dapr_sidecar" if isinstance(exc, SidecarUnavailable) else "state_store"
-    log.warning("dependency unavailable", dependency=which, detail=str(exc))
-    return JSONResponse(
-        status_code=503,
-        content=error_body(
-            f"{which}_unavailable", f"{which.replace('_', ' ')} unavailable; retry later"
-        ),
-        headers={"Retry-After": "5"},
-    )
+def _dependency_down_response(request: Request, exc: Exception) -> JSONResponse:
+    """A sidecar or state store failure no route caught: the same error ``dependency_failed``
+    makes for the routes that do catch one."""
+    part: FailingPart = "dapr_sidecar" if isinstance(exc, SidecarUnavailable) else "state_store"
+    log.warning("dependency unavailable", dependency=part, detail=str(exc))
+    return _expected_error_response(request, dependency_failed(part, "retry later"))
 
 
 def _unexpected_response(request: Request, exc: Exception) -> JSONResponse:

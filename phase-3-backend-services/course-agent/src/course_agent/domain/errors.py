@@ -1,5 +1,6 @@
 """Base for errors that reach an HTTP caller; routes map them generically by their attributes."""
 
+import math
 from typing import ClassVar
 
 
@@ -16,3 +17,15 @@ class CourseAgentError(Exception):
     def headers(self) -> dict[str, str]:
         """Extra response headers, e.g. ``Retry-After``."""
         return {}
+
+
+class RetryLater(CourseAgentError):
+    """A failure that passes: the caller may retry after ``retry_after_seconds``
+    (sent as ``Retry-After``, in whole seconds, at least 1)."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_seconds)))}

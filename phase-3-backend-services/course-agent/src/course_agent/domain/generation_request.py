@@ -1,8 +1,9 @@
-"""The body of ``POST /lessons``: what a learner asks for, normalised and capped."""
+"""The body of ``POST /generate-lesson``: what a learner asks for, normalised and capped."""
 
 import unicodedata
 from typing import Annotated
 
+from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.levels import Level
 from learnflow_contracts.strict import StrictModel
 from pydantic import BeforeValidator, Field
@@ -46,7 +47,7 @@ Goal = Annotated[
 
 
 class GenerateLessonRequest(StrictModel):
-    learner_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
+    learner_id: Identifier
     topic: Topic
     level: Level | None = None
     goal: Goal = None  # an all-blank goal means "no goal"

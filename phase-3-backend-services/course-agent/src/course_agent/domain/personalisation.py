@@ -5,11 +5,15 @@ the same lesson request render differently from one minute to the next, which br
 the lesson cache and replayed recordings.
 """
 
-from typing import Self
+from typing import Literal, Self
 
 from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_contracts.strict import StrictModel
+
+# How a request's personalisation turned out: the learner's progress was used, they have none
+# yet, or User Progress could not be asked.
+PersonalisationOutcome = Literal["applied", "no_history", "unavailable"]
 
 
 class TopicScore(StrictModel):

@@ -8,7 +8,7 @@ from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.personalisation import Personalisation, resolve_level
 from course_agent.domain.prompt_catalog import PromptTemplate
-from course_agent.domain.token_budget import TokenCounter, fit_to_budget
+from course_agent.domain.token_budget import CountTokens, fit_to_budget
 
 
 class RenderedPrompt(StrictModel):
@@ -22,7 +22,7 @@ class RenderedPrompt(StrictModel):
     prompt_tokens: int
 
     @property
-    def personalized(self) -> bool:
+    def personalised(self) -> bool:
         return self.personalisation is not None
 
 
@@ -31,7 +31,7 @@ def build_lesson_prompt(
     request: GenerateLessonRequest,
     projection: ProgressProjectionV1 | None,
     *,
-    counter: TokenCounter,
+    count_tokens: CountTokens,
     token_budget: int,
 ) -> RenderedPrompt:
     """Render ``template`` for ``request``, personalised from ``projection`` when it has history.
@@ -42,7 +42,7 @@ def build_lesson_prompt(
     fitted = fit_to_budget(
         lambda personalisation: template.render(request, level, personalisation),
         Personalisation.from_projection(projection),
-        counter.count,
+        count_tokens,
         token_budget,
     )
     return RenderedPrompt(

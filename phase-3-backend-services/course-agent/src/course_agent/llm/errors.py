@@ -1,9 +1,8 @@
 """Why a lesson could not be generated, each with the HTTP status a caller should see."""
 
-import math
 from typing import ClassVar
 
-from course_agent.domain.errors import CourseAgentError
+from course_agent.domain.errors import CourseAgentError, RetryLater
 
 
 class LlmError(CourseAgentError):
@@ -15,18 +14,11 @@ class LlmTimeout(LlmError):
     code: ClassVar[str] = "llm_timeout"
 
 
-class LlmUnavailable(LlmError):
+class LlmUnavailable(RetryLater, LlmError):
     """Rate limited, unreachable or failing provider: worth retrying later."""
 
     http_status: ClassVar[int] = 503
     code: ClassVar[str] = "llm_unavailable"
-
-    def __init__(self, message: str, retry_after_seconds: float) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, math.ceil(self.retry_after_seconds)))}
 
 
 class LlmRejected(LlmError):

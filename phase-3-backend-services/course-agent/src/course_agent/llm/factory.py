@@ -1,17 +1,14 @@
 """Builds the lesson generator the settings ask for."""
 
 from pathlib import Path
-from typing import Literal
 
 import openai
 
 from course_agent.llm.errors import LlmConfigurationError
 from course_agent.llm.openai_lessons import OpenAiLessonGenerator
 from course_agent.llm.parameters import GenerationParameters
-from course_agent.llm.port import LessonGenerator
+from course_agent.llm.port import LessonGenerator, LlmProvider
 from course_agent.llm.replay import RecordingLessonGenerator, ReplayLessonGenerator
-
-LlmProvider = Literal["openai", "replay", "record"]
 
 
 def build_lesson_generator(

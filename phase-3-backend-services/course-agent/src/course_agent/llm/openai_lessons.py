@@ -7,7 +7,6 @@ back once with the list of problems; a second bad answer is an error.
 """
 
 import json
-import logging
 import time
 from collections.abc import Sequence
 from contextlib import suppress
@@ -18,6 +17,7 @@ from typing import cast
 import httpx
 import openai
 import pydantic
+import structlog
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from course_agent.domain.chat import ChatMessage
@@ -33,7 +33,7 @@ from course_agent.llm.errors import (
 from course_agent.llm.parameters import GenerationParameters
 from course_agent.llm.port import GeneratedLesson
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger()
 
 # Statuses the SDK itself treats as transient (it retries them before we see them).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})

@@ -1,11 +1,14 @@
 """The port the service depends on to get a lesson from a prompt."""
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 from learnflow_contracts.strict import StrictModel
 
 from course_agent.domain.lesson import LessonDraft
 from course_agent.domain.prompt import RenderedPrompt
+
+# Which LessonGenerator the service runs (see ``llm.factory.build_lesson_generator``).
+LlmProvider = Literal["openai", "replay", "record"]
 
 
 class GeneratedLesson(StrictModel):
