@@ -23,7 +23,7 @@ BARE = ["--name", "notes"]
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_repository(tmp_path_factory.mktemp("scaffolded"))
+    root: Path = copy_repository(tmp_path_factory.mktemp("scaffolded"))
     uv = uv_binary()
     generator = root / ".claude/skills/fastapi-dapr-agent/scripts/generate.py"
     for options in (FULL, BARE):
