@@ -38,33 +38,16 @@ fi
 need go "build dapr"
 export CGO_ENABLED=0
 log "step 1/3: downloading github.com/dapr/dapr@v$DAPR_VERSION from the Go module proxy"
-module_json="$(go mod download -json "github.com/dapr/dapr@v$DAPR_VERSION")" \
-  || die "step 'download dapr module' failed: the Go module proxy refused github.com/dapr/dapr@v$DAPR_VERSION"
-module_dir="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' <<<"$module_json")"
-[[ -d "$module_dir" ]] || die "step 'download dapr module' gave no source directory"
+module_dir="$(go_module_dir "github.com/dapr/dapr@v$DAPR_VERSION")"
 
 # dapr's go.mod has replace directives, so `go install pkg@version` refuses it; build in a copy.
 SRC_DIR="$LEARNFLOW_CACHE/dapr/v$DAPR_VERSION/src"
-if [[ ! -f "$SRC_DIR/go.mod" ]]; then
-  rm -rf "$SRC_DIR.tmp"
-  cp -r "$module_dir" "$SRC_DIR.tmp"
-  chmod -R u+w "$SRC_DIR.tmp"
-  mv "$SRC_DIR.tmp" "$SRC_DIR"
-fi
+copy_module_source "$module_dir" "$SRC_DIR"
 cd "$SRC_DIR"
 
 log "step 2/3: downloading dapr's dependencies (first run: ~2000 modules, a few minutes)"
-download_log="$LEARNFLOW_CACHE/dapr/v$DAPR_VERSION/download.log"
-go mod download -x 2>"$download_log" &
-download_pid=$!
-while kill -0 "$download_pid" 2>/dev/null; do
-  sleep 10
-  log "  $(grep -c '^# get .*200 OK' "$download_log" || true) files fetched"
-done
-wait "$download_pid" || {
-  grep -v '^#\|^mkdir\|^cd\|^unzip' "$download_log" | tail -5 >&2
-  die "step 'download dependencies' failed: the Go module proxy refused a module dapr v$DAPR_VERSION needs (above)"
-}
+with_download_progress "download dependencies" "$LEARNFLOW_CACHE/dapr/v$DAPR_VERSION/download.log" 10 \
+  go mod download -x
 
 build_one() {  # $1 = command name, $2 = build tags
   local started=$SECONDS
@@ -72,7 +55,7 @@ build_one() {  # $1 = command name, $2 = build tags
   go build -v -trimpath ${2:+-tags "$2"} \
       -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" \
       -o "$BIN_DIR/$1.tmp" "./cmd/$1" 2>&1 \
-    | awk -v name="$1" '/^[a-z]/ {n++; if (n % 200 == 0) printf "[build-dapr]   %s: %d packages\n", name, n > "/dev/stderr"} !/^[a-z]/ {print > "/dev/stderr"}'
+    | go_build_progress "$1"
   [[ ${PIPESTATUS[0]} -eq 0 && -x "$BIN_DIR/$1.tmp" ]] || die "step 'compile $1' failed (compiler output above)"
   mv "$BIN_DIR/$1.tmp" "$BIN_DIR/$1"
   echo "$DAPR_VERSION" >"$BIN_DIR/$1.version"

@@ -10,26 +10,12 @@ if [[ -f "$KAFKA_DIR/.complete" ]]; then echo "$LIB_DIR"; exit 0; fi
 need java "install kafka"
 need mvn "install kafka"
 log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies (first run only)"
-mkdir -p "$KAFKA_DIR"
 # The SLF4J binding ships in Kafka's release tarball, not its POM, so the POM declares it.
-cat >"$KAFKA_DIR/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.learnflow</groupId>
-  <artifactId>kafka-broker-classpath</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
+maven_resolve "$KAFKA_DIR" kafka-broker-classpath "\
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
-  </dependencies>
-</project>
-POM
-rm -rf "$LIB_DIR"
-mvn -q -B -f "$KAFKA_DIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$LIB_DIR" >&2 \
-  || die "step 'resolve kafka jars' failed: Maven could not resolve kafka_2.13:$KAFKA_VERSION (output above)"
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>" \
+  "resolve kafka jars"
 ls "$LIB_DIR"/kafka_2.13-*.jar >/dev/null 2>&1 || die "step 'resolve kafka jars' produced no kafka_2.13 jar"
 touch "$KAFKA_DIR/.complete"
 log "kafka $KAFKA_VERSION: $(ls "$LIB_DIR" | wc -l) jars in $LIB_DIR"

@@ -14,10 +14,7 @@ find_bindir() {
 if bindir="$(find_bindir)"; then echo "$bindir"; exit 0; fi
 need apt-get "install postgresql"
 log "installing Debian's postgresql server package (first run only)"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2 || die "step 'apt-get update' failed"
-apt-get install -y -qq --no-install-recommends postgresql >&2 \
-  || die "step 'apt-get install postgresql' failed"
+apt_install postgresql
 # The package starts a cluster on the default port; the stack runs its own private ones.
 (service postgresql stop || pg_ctlcluster --help) >/dev/null 2>&1 || true
 bindir="$(find_bindir)" || die "postgresql installed but no initdb found under /usr/lib/postgresql"

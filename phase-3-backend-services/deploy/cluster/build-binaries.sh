@@ -64,39 +64,9 @@ need python3 "read go mod download output"
 export CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 GO_BUILD=(go build -p 2 -v -trimpath)
 
-module_dir() {  # $1 = module@version: downloads it (Go module proxy) and prints its directory
-  local json
-  json="$(go mod download -json "$1")" \
-    || die "step 'download $1' failed: the Go module proxy refused it: $(grep -o '"Error": .*' <<<"$json")"
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' <<<"$json"
-}
-
 module_time() {  # $1 = module, $2 = version: the release time the proxy records (for buildDate)
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Time"])' \
     "$(go env GOMODCACHE)/cache/download/$1/@v/$2.info"
-}
-
-progress() {  # $1 = label; reads `go build -v` output: counts packages, passes other lines on
-  awk -v name="$1" -v tag="$(basename "$0" .sh)" '
-    /^go: downloading / {d++; if (d % 50 == 0) printf "[%s]   %s: %d modules downloaded\n", tag, name, d > "/dev/stderr"; next}
-    /^[a-z]/ && !/^go: / {n++; if (n % 200 == 0) printf "[%s]   %s: %d packages compiled\n", tag, name, n > "/dev/stderr"; next}
-    {print > "/dev/stderr"}
-    END {printf "[%s]   %s: %d packages compiled\n", tag, name, n > "/dev/stderr"}'
-}
-
-with_download_progress() {  # $1 = label, $2 = log file, rest = command (go ... -x): fetch progress
-  local label="$1" logfile="$2" pid
-  shift 2
-  "$@" >&2 2>"$logfile" &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    kill -0 "$pid" 2>/dev/null && log "  $label: $(grep -c '^# get .*200 OK' "$logfile" || true) files fetched"
-  done
-  wait "$pid" || {
-    grep -v '^#\|^mkdir\|^cd\|^unzip\|^rm ' "$logfile" | tail -8 >&2
-    die "step '$label' failed: the Go module proxy refused a module (above; full log $logfile)"
-  }
 }
 
 consumer_go_lines() {  # $1 = go.mod of the module consumed: a go line (>= 1.24, for `tool`) and
@@ -138,6 +108,36 @@ missing_of() {  # $1 = bin dir, $2 = version, rest = binaries: prints those not 
   for b in "$@"; do cached "$bin/$b" "$version" || echo "$b"; done
 }
 
+# refresh_consumer_module WORK LABEL WHY: WORK/go.mod.new (and WORK/main.go.new, when written)
+# become the consumer module, resolved by `go mod tidy`, when they differ from what the last
+# tidy resolved or go.sum is missing; else they are dropped. WHY goes into the progress line.
+refresh_consumer_module() {
+  local work="$1" label="$2" why="$3"
+  if ! cmp -s "$work/go.mod.new" "$work/go.mod.generated" || [[ ! -f "$work/go.sum" ]] \
+      || { [[ -f "$work/main.go.new" ]] && ! cmp -s "$work/main.go.new" "$work/main.go"; }; then
+    cp "$work/go.mod.new" "$work/go.mod"
+    [[ ! -f "$work/main.go.new" ]] || mv "$work/main.go.new" "$work/main.go"
+    rm -f "$work/go.sum"
+    log "  resolving dependencies ($why)"
+    (cd "$work" && with_download_progress "$label go mod tidy" "$work/tidy.log" 5 go mod tidy -x)
+    mv "$work/go.mod.new" "$work/go.mod.generated"
+  else
+    rm -f "$work/go.mod.new" "$work/main.go.new"
+  fi
+}
+
+# go_build_into LABEL DIR TMP LDFLAGS PACKAGES...: `go build` of PACKAGES in the module DIR
+# into a fresh TMP, with progress; stops when the build fails.
+go_build_into() {
+  local label="$1" dir="$2" tmp="$3" ldflags="$4"
+  shift 4
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  if ! (cd "$dir" && "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" "$@" 2>&1) \
+      | go_build_progress "$label"; then
+    die "step 'compile $label' failed (compiler output above)"
+  fi
+}
+
 # --- 1. Kubernetes ----------------------------------------------------------------------------
 build_kubernetes() {
   local -a todo
@@ -146,7 +146,7 @@ build_kubernetes() {
   local started=$SECONDS v="v$KUBERNETES_VERSION" staging_v kube_dir work="$K8S_DIR/work"
   staging_v="v0.$(cut -d. -f2,3 <<<"$KUBERNETES_VERSION")"
   log "kubernetes $v: ${todo[*]}"
-  kube_dir="$(module_dir "k8s.io/kubernetes@$v")"
+  kube_dir="$(go_module_dir "k8s.io/kubernetes@$v")"
   # The module zip has no staging/: replace each staging module (the go.mod's `=> ./staging/...`
   # replaces) with its published release v0.<minor>.<patch>; other replaces are kept as they are.
   local replaces
@@ -185,15 +185,7 @@ build_kubernetes() {
     echo
     printf 'replace (\n%s)\n' "$replace_block"
   } >"$gomod"
-  if ! cmp -s "$gomod" "$work/go.mod.generated" || [[ ! -f "$work/go.sum" ]]; then
-    cp "$gomod" "$work/go.mod"
-    rm -f "$work/go.sum"
-    log "  resolving dependencies (go mod tidy; first run downloads a few hundred modules)"
-    (cd "$work" && with_download_progress "kubernetes go mod tidy" "$work/tidy.log" go mod tidy -x)
-    mv "$gomod" "$work/go.mod.generated"
-  else
-    rm -f "$gomod"
-  fi
+  refresh_consumer_module "$work" kubernetes "go mod tidy; first run downloads a few hundred modules"
 
   local minor build_date ldflags="-s -w" pkg key val
   minor="$(cut -d. -f2 <<<"$KUBERNETES_VERSION")"
@@ -205,13 +197,9 @@ build_kubernetes() {
     done
   done
   local tmp="$K8S_DIR/bin.tmp" pkgs=()
-  rm -rf "$tmp" && mkdir -p "$tmp"
   for b in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   log "  compiling ${todo[*]} (2 cores: ~10 min cold); progress = packages compiled"
-  if ! (cd "$work" && "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}" 2>&1) \
-      | progress kubernetes; then
-    die "step 'compile kubernetes' failed (compiler output above)"
-  fi
+  go_build_into kubernetes "$work" "$tmp" "$ldflags" "${pkgs[@]}"
 
   for b in "${todo[@]}"; do [[ -x "$tmp/$b" ]] || die "step 'compile kubernetes' made no $b"; done
   for b in "${todo[@]}"; do
@@ -232,7 +220,7 @@ build_etcd() {
   ((${#todo[@]})) || return 0
   local started=$SECONDS v="v$ETCD_VERSION" server_dir work="$ETCD_DIR/work"
   log "etcd $v: ${todo[*]}"
-  server_dir="$(module_dir "go.etcd.io/etcd/server/v3@$v")"
+  server_dir="$(go_module_dir "go.etcd.io/etcd/server/v3@$v")"
   mkdir -p "$work"
   local gomod="$work/go.mod.new"
   {
@@ -260,19 +248,8 @@ func main() {
 	etcdmain.Main(os.Args)
 }
 EOF
-  if ! cmp -s "$gomod" "$work/go.mod.generated" || ! cmp -s "$work/main.go.new" "$work/main.go" \
-      || [[ ! -f "$work/go.sum" ]]; then
-    cp "$gomod" "$work/go.mod"
-    mv "$work/main.go.new" "$work/main.go"
-    rm -f "$work/go.sum"
-    log "  resolving dependencies (go mod tidy)"
-    (cd "$work" && with_download_progress "etcd go mod tidy" "$work/tidy.log" go mod tidy -x)
-    mv "$gomod" "$work/go.mod.generated"
-  else
-    rm -f "$gomod" "$work/main.go.new"
-  fi
+  refresh_consumer_module "$work" etcd "go mod tidy"
   local tmp="$ETCD_DIR/bin.tmp" pkgs=()
-  rm -rf "$tmp" && mkdir -p "$tmp"
   for b in "${todo[@]}"; do
     case "$b" in
       etcd) pkgs+=(learnflow.local/etcd) ;;
@@ -281,9 +258,7 @@ EOF
   done
   log "  compiling ${todo[*]}; progress = packages compiled"
   # `go build -o dir/` names a binary after its package path's last element (without /vN).
-  if ! (cd "$work" && "${GO_BUILD[@]}" -ldflags "-s -w" -o "$tmp/" "${pkgs[@]}" 2>&1) | progress etcd; then
-    die "step 'compile etcd' failed (compiler output above)"
-  fi
+  go_build_into etcd "$work" "$tmp" "-s -w" "${pkgs[@]}"
   for b in "${todo[@]}"; do [[ -x "$tmp/$b" ]] || die "step 'compile etcd' made no $b"; done
   [[ ! -x "$tmp/etcd" ]] || expect_version "$tmp/etcd" "etcd Version: $ETCD_VERSION" --version
   [[ ! -x "$tmp/etcdctl" ]] || expect_version "$tmp/etcdctl" "etcdctl version: $ETCD_VERSION" version
@@ -295,7 +270,7 @@ EOF
 # go and godebug lines) straight from the module cache; fine for modules without replaces.
 go_install_at() {  # $1 = label, $2 = tmp bin dir, $3 = ldflags, $4 = package@version
   rm -rf "$2" && mkdir -p "$2"
-  if ! GOBIN="$2" go install -p 2 -v -trimpath -ldflags "$3" "$4" 2>&1 | progress "$1"; then
+  if ! GOBIN="$2" go install -p 2 -v -trimpath -ldflags "$3" "$4" 2>&1 | go_build_progress "$1"; then
     die "step 'compile $1' failed (output above; a 'go: ... reading' error names a module the proxy refused)"
   fi
 }
@@ -320,7 +295,7 @@ build_helm() {
   cached "$HELM_DIR/bin/helm" "$HELM_VERSION" && return 0
   local started=$SECONDS v="v$HELM_VERSION" tmp="$HELM_DIR/bin.tmp" helm_dir client_go k8s_minor
   log "helm $v"
-  helm_dir="$(module_dir "helm.sh/helm/v3@$v")"
+  helm_dir="$(go_module_dir "helm.sh/helm/v3@$v")"
   [[ -f "$helm_dir/internal/version/version.go" ]] \
     && grep -q '^\s*version = ' "$helm_dir/internal/version/version.go" \
     || die "helm $v has no helm.sh/helm/v3/internal/version.version to stamp"
@@ -346,7 +321,7 @@ build_pause() {
   cached "$PAUSE_DIR/bin/pause" "$KUBERNETES_VERSION" && return 0
   need gcc "build pause"
   local started=$SECONDS kube_dir src tag tmp="$PAUSE_DIR/bin.tmp"
-  kube_dir="$(module_dir "k8s.io/kubernetes@v$KUBERNETES_VERSION")"
+  kube_dir="$(go_module_dir "k8s.io/kubernetes@v$KUBERNETES_VERSION")"
   src="$kube_dir/build/pause/linux/pause.c"
   [[ -f "$src" ]] || die "k8s.io/kubernetes@v$KUBERNETES_VERSION has no build/pause/linux/pause.c"
   tag="$(awk '$1 == "TAG" && $2 == "?=" {print $3; exit}' "$kube_dir/build/pause/Makefile")"
@@ -381,21 +356,14 @@ build_dapr_control_plane() {
   log "dapr $DAPR_VERSION control plane: ${todo[*]}"
   if [[ ! -f "$DAPR_SRC_DIR/go.mod" ]]; then  # build-dapr.sh reused ~/.dapr/bin: copy the source
     local module
-    module="$(module_dir "github.com/dapr/dapr@v$DAPR_VERSION")"
-    rm -rf "$DAPR_SRC_DIR.tmp"
-    cp -r "$module" "$DAPR_SRC_DIR.tmp"
-    chmod -R u+w "$DAPR_SRC_DIR.tmp"
-    mv "$DAPR_SRC_DIR.tmp" "$DAPR_SRC_DIR"
+    module="$(go_module_dir "github.com/dapr/dapr@v$DAPR_VERSION")"
+    copy_module_source "$module" "$DAPR_SRC_DIR"
   fi
   local tmp="$DAPR_CP_DIR/bin.tmp" pkgs=() b
-  rm -rf "$tmp" && mkdir -p "$tmp"
   for b in "${todo[@]}"; do pkgs+=("./cmd/$b"); done
   log "  compiling ${todo[*]} in $DAPR_SRC_DIR; progress = packages compiled"
-  if ! (cd "$DAPR_SRC_DIR" && "${GO_BUILD[@]}" \
-      -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" \
-      -o "$tmp/" "${pkgs[@]}" 2>&1) | progress dapr; then
-    die "step 'compile dapr ${todo[*]}' failed (compiler output above)"
-  fi
+  go_build_into dapr "$DAPR_SRC_DIR" "$tmp" \
+    "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" "${pkgs[@]}"
   for b in "${todo[@]}"; do [[ -x "$tmp/$b" ]] || die "step 'compile dapr' made no $b"; done
   install_built "$tmp" "$DAPR_CP_DIR/bin" "$DAPR_VERSION" "${todo[@]}"
   log "built dapr $DAPR_VERSION ${todo[*]} in $((SECONDS - started)) s"

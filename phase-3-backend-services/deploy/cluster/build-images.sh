@@ -239,30 +239,14 @@ kafka_tools_lib() {
   if [[ ! -f "$dir/.complete" ]]; then
     need mvn "resolve kafka-tools"
     log "kafka: resolving org.apache.kafka:kafka-tools:$KAFKA_VERSION (once)"
-    mkdir -p "$dir"
-    cat >"$dir/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.learnflow</groupId>
-  <artifactId>kafka-tools-classpath</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
+    maven_resolve "$dir" kafka-tools-classpath "\
     <dependency>
       <groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version>
       <exclusions>
         <exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion>
         <exclusion><groupId>com.fasterxml.jackson.jakarta.rs</groupId><artifactId>jackson-jakarta-rs-json-provider</artifactId></exclusion>
       </exclusions>
-    </dependency>
-  </dependencies>
-</project>
-POM
-    rm -rf "${dir:?}/lib"
-    mvn -B -f "$dir/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$dir/lib" >"$WORK/logs/kafka-tools-mvn.log" 2>&1 \
-      || { tail -n 30 "$WORK/logs/kafka-tools-mvn.log" >&2
-        die "step 'resolve kafka-tools' failed: Maven could not resolve kafka-tools:$KAFKA_VERSION"; }
+    </dependency>" "resolve kafka-tools" "$WORK/logs/kafka-tools-mvn.log"
     touch "$dir/.complete"
   fi
   echo "$dir/lib"

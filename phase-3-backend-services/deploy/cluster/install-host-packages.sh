@@ -18,7 +18,4 @@ done
 
 need apt-get "install ${missing[*]}"
 log "installing Debian packages for the sandbox cluster (first run only): ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2 || die "step 'apt-get update' failed"
-apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >&2 \
-  || die "step 'apt-get install ${PACKAGES[*]}' failed"
+apt_install "${PACKAGES[@]}"

@@ -264,14 +264,90 @@ def test_components_are_those_of_the_local_stack_and_the_contracts(
         assert set(component["scopes"]) <= APP_IDS
 
 
-def test_pubsub_differs_from_local_only_in_its_brokers(
+# The cluster's Dapr resources are components/ itself (components/Kustomization), patched by
+# deploy/base/dapr-cluster/: these are the only paths the cluster render may differ at (besides
+# the namespace and the labels Kustomize adds to everything). A new cluster difference needs
+# both a patch and a line here.
+CLUSTER_DIFFERENCES: dict[tuple[str, str], set[str]] = {
+    # Kubernetes mode resolves app ids through cluster DNS; sqlite is for the local stack.
+    ("Configuration", names.DAPR_CONFIGURATION): {
+        "/spec/nameResolution/component",
+        "/spec/nameResolution/version",
+        "/spec/nameResolution/configuration/connectionString",
+    },
+    # The in-cluster Kafka (test_pubsub_brokers_are_the_in_cluster_kafka).
+    ("Component", names.PUBSUB): {"/spec/metadata/0/value"},
+    # The connection string from a Kubernetes Secret, resolved by the Dapr operator.
+    ("Component", names.STATESTORE): {
+        "/spec/metadata/0/secretKeyRef/name",
+        "/spec/metadata/0/secretKeyRef/key",
+        "/auth/secretStore",
+    },
+    ("Resiliency", "learnflow-resiliency"): set(),
+    ("Subscription", "user-progress-lesson-generated"): set(),
+}
+
+
+def flatten(node: Any, path: str = "") -> dict[str, Any]:
+    """JSON-pointer path -> scalar of every leaf of ``node``."""
+    if isinstance(node, dict):
+        children: Any = node.items()
+    elif isinstance(node, list):
+        children = enumerate(node)
+    else:
+        return {path: node}
+    flat: dict[str, Any] = {}
+    for key, child in children:
+        flat.update(flatten(child, f"{path}/{key}"))
+    return flat
+
+
+def test_components_kustomization_lists_every_local_resource_but_the_secret_store(
+    local_dapr_resources: list[Manifest],
+) -> None:
+    components = PHASE_DIR / "components"
+    kustomization = yaml.safe_load((components / "Kustomization").read_text())
+    secret_stores = {
+        path.name
+        for path in components.glob("*.yaml")
+        if is_secret_store(yaml.safe_load(path.read_text()))
+    }
+    assert secret_stores == {"secretstore.yaml"}
+    assert (
+        set(kustomization["resources"])
+        == {path.name for path in components.glob("*.yaml")} - secret_stores
+    )
+    # daprd loads every *.yaml / *.yml of its resources path as a resource: the Kustomization
+    # must not look like one.
+    assert not list(components.glob("kustomization.y*ml"))
+
+
+def test_cluster_dapr_resources_differ_from_local_only_where_patched(
     cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
 ) -> None:
-    cluster = metadata_items(named(cluster_dapr_resources, "Component", names.PUBSUB))
-    local = metadata_items(named(local_dapr_resources, "Component", names.PUBSUB))
-    assert {k: v for k, v in cluster.items() if k != "brokers"} == {
-        k: v for k, v in local.items() if k != "brokers"
-    }
+    local = {(d["kind"], d["metadata"]["name"]): d for d in local_dapr_resources}
+    cluster = {(d["kind"], d["metadata"]["name"]): d for d in cluster_dapr_resources}
+    assert cluster.keys() == CLUSTER_DIFFERENCES.keys()
+    for key, document in cluster.items():
+        assert document["metadata"]["namespace"] == NAMESPACE
+        assert document["metadata"]["labels"] == {"app.kubernetes.io/part-of": "learnflow"}
+        ours, theirs = flatten(document), flatten(local[key])
+        differing = {
+            path
+            for path in ours.keys() | theirs.keys()
+            if ours.get(path, KeyError) != theirs.get(path, KeyError)
+            and not path.startswith(("/metadata/namespace", "/metadata/labels/"))
+        }
+        assert differing == CLUSTER_DIFFERENCES[key], key
+
+
+def test_configuration_has_no_sqlite_name_resolution_in_the_cluster(
+    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
+) -> None:
+    cluster = named(cluster_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
+    local = named(local_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
+    assert "nameResolution" not in cluster["spec"]
+    assert local["spec"]["nameResolution"]["component"] == "sqlite"
 
 
 def test_pubsub_brokers_are_the_in_cluster_kafka(
@@ -292,43 +368,24 @@ def test_pubsub_brokers_are_the_in_cluster_kafka(
     assert env["BOOTSTRAP_SERVER"] == address
 
 
-def test_statestore_differs_from_local_only_in_where_its_secret_comes_from(
+def test_statestore_reads_its_secret_from_kubernetes_in_the_cluster(
     cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
 ) -> None:
     cluster_store = named(cluster_dapr_resources, "Component", names.STATESTORE)
     local_store = named(local_dapr_resources, "Component", names.STATESTORE)
     cluster, local = metadata_items(cluster_store), metadata_items(local_store)
-    assert {k: v for k, v in cluster.items() if k != "connectionString"} == {
-        k: v for k, v in local.items() if k != "connectionString"
-    }
     assert (
         cluster["connectionString"].keys()
         == local["connectionString"].keys()
         == {"name", "secretKeyRef"}
     )
+    assert cluster["connectionString"]["secretKeyRef"] == {
+        "name": "learnflow-secrets",
+        "key": "LEARNFLOW_PG_CONNECTION",
+    }
     assert cluster_store["auth"] == {"secretStore": "kubernetes"}
     local_store_name = local_store["auth"]["secretStore"]
     assert is_secret_store(named(local_dapr_resources, "Component", local_store_name))
-
-
-def test_subscription_and_resiliency_are_identical_to_local(
-    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
-) -> None:
-    for kind in ("Subscription", "Resiliency"):
-        (cluster,) = of_kind(cluster_dapr_resources, kind)
-        (local,) = of_kind(local_dapr_resources, kind)
-        # Kustomize adds the namespace and the part-of label; nothing else may differ.
-        assert {**cluster, "metadata": {"name": cluster["metadata"]["name"]}} == local, kind
-
-
-def test_configuration_matches_local_except_name_resolution(
-    cluster_dapr_resources: list[Manifest], local_dapr_resources: list[Manifest]
-) -> None:
-    # Kubernetes mode resolves app ids through cluster DNS; sqlite is for the local stack.
-    cluster = named(cluster_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
-    local = named(local_dapr_resources, "Configuration", names.DAPR_CONFIGURATION)
-    assert "nameResolution" not in cluster["spec"]
-    assert cluster["spec"] == {k: v for k, v in local["spec"].items() if k != "nameResolution"}
 
 
 def test_resiliency_targets_name_real_apps_components_and_policies(

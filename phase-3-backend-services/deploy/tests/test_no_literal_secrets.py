@@ -120,6 +120,7 @@ def manifest_files() -> list[Path]:
             *DEPLOY_DIR.rglob("*.yaml"),
             *DEPLOY_DIR.rglob("*.yml"),
             *(PHASE_DIR / "components").glob("*.yaml"),
+            PHASE_DIR / "components" / "Kustomization",
         ]
     )
 
@@ -128,7 +129,8 @@ def test_there_are_manifests_to_scan() -> None:
     files = {path.relative_to(PHASE_DIR).as_posix() for path in manifest_files()}
     assert {
         "components/statestore.yaml",
-        "deploy/base/dapr/statestore.yaml",
+        "components/Kustomization",
+        "deploy/base/dapr-cluster/statestore.yaml",
         "deploy/base/infra/postgres.yaml",
         "deploy/base/kustomization.yaml",
     } <= files

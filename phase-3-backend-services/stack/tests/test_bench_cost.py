@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from learnflow_stack.bench_cost import CostSnapshot, SidecarCalls, cost_between, counter_sum
+from learnflow_stack.bench.cost import CostSnapshot, SidecarCalls, cost_between, counter_sum
 
 _METRICS = """\
 # HELP dapr_http_server_request_count Count of HTTP requests processed by the server.

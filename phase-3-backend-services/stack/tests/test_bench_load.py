@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from learnflow_stack.bench_load import UnexpectedAnswer, drive, measure
+from learnflow_stack.bench.load import UnexpectedAnswer, drive, measure
 
 # -- the load driver -------------------------------------------------------------------------
 

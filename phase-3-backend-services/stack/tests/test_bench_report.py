@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from learnflow_stack.bench_config import BenchConfig
-from learnflow_stack.bench_cost import ScenarioCost
-from learnflow_stack.bench_drain import DrainResult, applied_count
-from learnflow_stack.bench_events import EventLagResult
-from learnflow_stack.bench_load import ScenarioResult
-from learnflow_stack.bench_report import BenchReport, render
-from learnflow_stack.bench_scenarios import Figures
-from learnflow_stack.bench_stats import LatencySummary
-from learnflow_stack.bench_usage import ProcessUsage
+from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.cost import ScenarioCost
+from learnflow_stack.bench.drain import DrainResult, applied_count
+from learnflow_stack.bench.events import EventLagResult
+from learnflow_stack.bench.load import ScenarioResult
+from learnflow_stack.bench.report import BenchReport, render
+from learnflow_stack.bench.scenarios import Figures
+from learnflow_stack.bench.stats import LatencySummary
+from learnflow_stack.bench.usage import ProcessUsage
 
 # -- the printed report ----------------------------------------------------------------------
 

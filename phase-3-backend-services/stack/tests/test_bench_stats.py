@@ -6,7 +6,7 @@ import random
 import statistics
 
 import pytest
-from learnflow_stack.bench_stats import (
+from learnflow_stack.bench.stats import (
     LatencySummary,
     difference,
     percentile,

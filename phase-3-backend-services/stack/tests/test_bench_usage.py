@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from learnflow_stack.bench_usage import cpu_ticks, descendants, parent_pid, status_kib
+from learnflow_stack.bench.usage import cpu_ticks, descendants, parent_pid, status_kib
 
 # -- /proc parsing for memory and CPU -----------------------------------------------------------
 

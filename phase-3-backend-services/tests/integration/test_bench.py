@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learnflow_stack.bench import main as bench
+from learnflow_stack.bench.main import main as bench
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from types import FrameType
 from confluent_kafka import KafkaException
 from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_GENERATED_TOPIC
 
-from learnflow_stack import bench, recorded_requests, services, soak
+from learnflow_stack import recorded_requests, services, soak
+from learnflow_stack.bench import main as bench
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.dev_auth import DevSigningKey

@@ -22,12 +22,12 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from learnflow_stack import services
-from learnflow_stack.bench import course_agent_env
-from learnflow_stack.bench_config import BenchConfig
-from learnflow_stack.bench_load import REQUEST_FAILURES, describe, expect, log
-from learnflow_stack.bench_requests import generate_body, quiz_update
-from learnflow_stack.bench_stats import summarize
-from learnflow_stack.bench_usage import status_kib
+from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.load import REQUEST_FAILURES, describe, expect, log
+from learnflow_stack.bench.main import course_agent_env
+from learnflow_stack.bench.requests import generate_body, quiz_update
+from learnflow_stack.bench.stats import summarize
+from learnflow_stack.bench.usage import status_kib
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.paths import runs_root
 from learnflow_stack.process import ManagedProcess, StartError

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 
-from learnflow_stack.bench_cost import ScenarioCost, cost_between
-from learnflow_stack.bench_load import REQUEST_FAILURES, describe, log
-from learnflow_stack.bench_requests import Target, lesson_generated_event
+from learnflow_stack.bench.cost import ScenarioCost, cost_between
+from learnflow_stack.bench.load import REQUEST_FAILURES, describe, log
+from learnflow_stack.bench.requests import Target, lesson_generated_event
 
 DRAIN_EVENTS = 2000  # at --requests 1.0
 EVENTS_PER_LEARNER = 5

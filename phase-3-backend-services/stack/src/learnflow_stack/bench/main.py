@@ -22,11 +22,11 @@ import time
 from learnflow_contracts.names import COURSE_AGENT_APP_ID, USER_PROGRESS_APP_ID
 
 from learnflow_stack import services
-from learnflow_stack.bench_config import BenchConfig, add_arguments
-from learnflow_stack.bench_load import log
-from learnflow_stack.bench_report import BenchReport, render
-from learnflow_stack.bench_scenarios import measure_all
-from learnflow_stack.bench_usage import process_usage
+from learnflow_stack.bench.config import BenchConfig, add_arguments
+from learnflow_stack.bench.load import log
+from learnflow_stack.bench.report import BenchReport, render
+from learnflow_stack.bench.scenarios import measure_all
+from learnflow_stack.bench.usage import process_usage
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.paths import runs_root
 from learnflow_stack.process import StartError

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PUBSUB
 
-from learnflow_stack.bench_load import REQUEST_FAILURES, describe, expect, log
-from learnflow_stack.bench_requests import Target, lesson_generated_event
-from learnflow_stack.bench_stats import LatencySummary, summarize, throughput
+from learnflow_stack.bench.load import REQUEST_FAILURES, describe, expect, log
+from learnflow_stack.bench.requests import Target, lesson_generated_event
+from learnflow_stack.bench.stats import LatencySummary, summarize, throughput
 
 LAG_EVENTS = 50  # the burst, at --requests 1.0
 LONE_LAG_EVENTS = 5  # not scaled: published one at a time before the burst

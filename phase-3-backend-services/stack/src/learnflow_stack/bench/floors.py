@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from learnflow_contracts.names import PUBSUB, STATESTORE, USER_PROGRESS_APP_ID
 
-from learnflow_stack.bench_load import ScenarioResult, expect, measure
-from learnflow_stack.bench_requests import Target
+from learnflow_stack.bench.load import ScenarioResult, expect, measure
+from learnflow_stack.bench.requests import Target
 
 FLOOR_REQUESTS = 300  # per floor and concurrency, at --requests 1.0
 BULK_KEYS = 20  # a bulk GET as wide as the listed page of lessons

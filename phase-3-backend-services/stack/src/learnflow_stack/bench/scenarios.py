@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from learnflow_stack.bench_config import BenchConfig
-from learnflow_stack.bench_cost import CostMeter
-from learnflow_stack.bench_drain import DrainResult, measure_drain
-from learnflow_stack.bench_events import EventLagResult, measure_event_lag
-from learnflow_stack.bench_floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
-from learnflow_stack.bench_load import (
+from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.cost import CostMeter
+from learnflow_stack.bench.drain import DrainResult, measure_drain
+from learnflow_stack.bench.events import EventLagResult, measure_event_lag
+from learnflow_stack.bench.floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
+from learnflow_stack.bench.load import (
     REQUEST_FAILURES,
     Call,
     ScenarioResult,
@@ -28,7 +28,7 @@ from learnflow_stack.bench_load import (
     log,
     measure,
 )
-from learnflow_stack.bench_requests import (
+from learnflow_stack.bench.requests import (
     Target,
     active_system_prompt,
     quiz_update,

@@ -6,13 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from learnflow_stack.bench_config import BenchConfig
-from learnflow_stack.bench_drain import DrainResult
-from learnflow_stack.bench_events import EventLagResult
-from learnflow_stack.bench_load import ScenarioResult
-from learnflow_stack.bench_scenarios import Figures
-from learnflow_stack.bench_stats import PercentileDifference, difference
-from learnflow_stack.bench_usage import ProcessUsage
+from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.drain import DrainResult
+from learnflow_stack.bench.events import EventLagResult
+from learnflow_stack.bench.load import ScenarioResult
+from learnflow_stack.bench.scenarios import Figures
+from learnflow_stack.bench.stats import PercentileDifference, difference
+from learnflow_stack.bench.usage import ProcessUsage
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import yaml
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
 
-from learnflow_stack.bench_config import BenchConfig
-from learnflow_stack.bench_cost import CostMeter
-from learnflow_stack.bench_load import expect
+from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.cost import CostMeter
+from learnflow_stack.bench.load import expect
 from learnflow_stack.paths import PHASE_DIR
 from learnflow_stack.stack import AppInstance
 

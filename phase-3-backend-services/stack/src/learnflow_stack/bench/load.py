@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from learnflow_stack.bench_cost import CostMeter, ScenarioCost, cost_between
-from learnflow_stack.bench_stats import LatencySummary, summarize, throughput
+from learnflow_stack.bench.cost import CostMeter, ScenarioCost, cost_between
+from learnflow_stack.bench.stats import LatencySummary, summarize, throughput
 
 
 def log(message: str) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from learnflow_stack.bench_usage import cpu_seconds_by_process
+from learnflow_stack.bench.usage import cpu_seconds_by_process
 from learnflow_stack.process import ManagedProcess
 
 _APP_TO_SIDECAR = "dapr_http_server_request_count"

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from learnflow_stack.bench_stats import scaled_count
+from learnflow_stack.bench.stats import scaled_count
 
 
 def _positive_float(text: str) -> float:
