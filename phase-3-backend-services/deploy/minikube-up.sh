@@ -24,10 +24,11 @@ MINIKUBE_KUBERNETES_VERSION="${LEARNFLOW_KUBERNETES_VERSION:-v1.34.0}"
 # Helm 3 (>= 3.13 for `helm uninstall --ignore-not-found` in minikube-down.sh).
 MINIKUBE_MIN=1.37.0
 HELM_MIN=3.13.0
-SERVICES=(course-agent user-progress)
-
 # shellcheck source=SCRIPTDIR/lib/deploy-steps.sh
 source "$HERE/lib/deploy-steps.sh"
+# shellcheck source=SCRIPTDIR/lib/services.sh
+source "$HERE/lib/services.sh"
+mapfile -t SERVICES < <(learnflow_services "$HERE/..")
 DEPLOY_TITLE="LearnFlow on Minikube (profile $PROFILE)"
 trap 'deploy_steps_cleanup; print_summary' EXIT
 

@@ -39,7 +39,9 @@ DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-s
 DAPR_BINARIES=(daprd operator injector sentry placement scheduler)
 # The sandbox image containerd's configuration names (node-config.sh).
 PAUSE_TAG=3.10
-SERVICES=(course-agent user-progress)
+# shellcheck source=SCRIPTDIR/../lib/services.sh
+source "$PHASE_DIR/deploy/lib/services.sh"
+mapfile -t SERVICES < <(learnflow_services "$PHASE_DIR")
 
 # input_key ARGS...: the first 12 hex digits of `input-hash.py ARGS...`.
 input_key() {

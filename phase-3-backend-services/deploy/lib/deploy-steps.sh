@@ -258,13 +258,20 @@ create_secrets() {
     kc create secret generic learnflow-auth-public \
       --from-file=AUTH_PUBLIC_KEY=<(printf '%s' "$public_key")
   fi
-  if [[ -n "${COURSE_AGENT_LLM_API_KEY:-}" ]]; then
-    kc create secret generic course-agent-llm \
-      --from-file=COURSE_AGENT_LLM_API_KEY=<(printf '%s' "$COURSE_AGENT_LLM_API_KEY") \
-      --dry-run=client --output yaml | kc apply --filename -
-  elif ! kc get secret course-agent-llm >/dev/null 2>&1; then
-    kc create secret generic course-agent-llm
-  fi
+  # A service with an LLM (course-agent, and any the fastapi-dapr-agent skill generates with
+  # --llm) reads its key from the optional Secret <app>-llm, key <APP>_LLM_API_KEY: set from
+  # that variable when it is set here, else created empty (replay mode needs no key).
+  local app variable
+  for app in $(sed -n 's/^ *name: \([a-z0-9-]*\)-llm$/\1/p' "$DEPLOY_DIR"/base/apps/*.yaml | sort -u); do
+    variable="$(tr 'a-z-' 'A-Z_' <<<"$app")_LLM_API_KEY"
+    if [[ -n "${!variable:-}" ]]; then
+      kc create secret generic "$app-llm" \
+        --from-file="$variable"=<(printf '%s' "${!variable}") \
+        --dry-run=client --output yaml | kc apply --filename -
+    elif ! kc get secret "$app-llm" >/dev/null 2>&1; then
+      kc create secret generic "$app-llm"
+    fi
+  done
 }
 
 # Waits until Job $1 completes; stops early, with its pods' logs, when it fails.

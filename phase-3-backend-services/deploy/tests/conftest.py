@@ -20,12 +20,15 @@ from typing import Any
 
 import pytest
 import yaml
+from learnflow_stack.services import SCAFFOLDED_APPS
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 PHASE_DIR = DEPLOY_DIR.parent
 OVERLAY_DIR = DEPLOY_DIR / "overlays" / "minikube"
 COMPONENTS_DIR = PHASE_DIR / "components"
-SERVICES = ("course-agent", "user-progress")
+# The two services, and any the fastapi-dapr-agent skill scaffolded (it registers them with
+# the launcher): every offline check holds for each of them.
+SERVICES = ("course-agent", "user-progress", *(app_id for app_id, _ in SCAFFOLDED_APPS))
 
 Manifest = dict[str, Any]
 Instruction = tuple[str, str]

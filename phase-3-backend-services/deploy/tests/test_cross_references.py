@@ -16,14 +16,18 @@ import pytest
 import yaml
 from learnflow_contracts import names
 
+from .conftest import SERVICES
+
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 PHASE_DIR = DEPLOY_DIR.parent
 NAMESPACE = "phase-3-backend-services"
-APP_IDS = {names.COURSE_AGENT_APP_ID, names.USER_PROGRESS_APP_ID}
-APP_SETTINGS = {
-    names.COURSE_AGENT_APP_ID: ("course_agent.settings", "COURSE_AGENT_"),
-    names.USER_PROGRESS_APP_ID: ("user_progress.settings", "USER_PROGRESS_"),
-}
+APP_IDS = set(SERVICES)
+
+
+def python_package(app: str) -> str:
+    return app.replace("-", "_")
+
+
 Manifest = dict[str, Any]
 Stages = list[list[tuple[str, str]]]
 
@@ -180,10 +184,13 @@ def test_pods_are_non_root_read_only_and_cannot_escalate(
 # --- Dapr: app ids, configuration, actor types ---------------------------------------------
 
 
-def test_app_ids_are_unique_and_those_of_the_contracts(rendered_overlay: list[Manifest]) -> None:
+def test_app_ids_are_unique_and_those_of_the_contracts_and_the_launcher(
+    rendered_overlay: list[Manifest],
+) -> None:
     deployments = service_deployments(rendered_overlay)
     app_ids = [dapr_annotation(d, "app-id") for d in deployments]
     assert sorted(app_ids) == sorted(APP_IDS)
+    assert {names.COURSE_AGENT_APP_ID, names.USER_PROGRESS_APP_ID} <= APP_IDS
     for deployment in deployments:
         # The deploy steps find a service's pod and container by its Deployment name.
         app = deployment["metadata"]["name"]
@@ -209,8 +216,9 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
 
     for deployment in service_deployments(rendered_overlay):
         app = deployment["metadata"]["name"]
-        declared = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"].split(",")
-        wiring = importlib.import_module(f"{app.replace('-', '_')}.wiring")
+        annotation = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"]
+        declared = [name for name in annotation.split(",") if name]
+        wiring = importlib.import_module(f"{python_package(app)}.wiring")
         registered = {
             name
             for name, value in vars(wiring).items()
@@ -283,8 +291,6 @@ CLUSTER_DIFFERENCES: dict[tuple[str, str], set[str]] = {
         "/spec/metadata/0/secretKeyRef/key",
         "/auth/secretStore",
     },
-    ("Resiliency", "learnflow-resiliency"): set(),
-    ("Subscription", "user-progress-lesson-generated"): set(),
 }
 
 
@@ -327,7 +333,12 @@ def test_cluster_dapr_resources_differ_from_local_only_where_patched(
 ) -> None:
     local = {(d["kind"], d["metadata"]["name"]): d for d in local_dapr_resources}
     cluster = {(d["kind"], d["metadata"]["name"]): d for d in cluster_dapr_resources}
-    assert cluster.keys() == CLUSTER_DIFFERENCES.keys()
+    # Everything but the local secret store reaches the cluster; only the patched ones differ.
+    differences = {
+        **{key: set() for key, doc in local.items() if not is_secret_store(doc)},
+        **CLUSTER_DIFFERENCES,
+    }
+    assert cluster.keys() == differences.keys()
     for key, document in cluster.items():
         assert document["metadata"]["namespace"] == NAMESPACE
         assert document["metadata"]["labels"] == {"app.kubernetes.io/part-of": "learnflow"}
@@ -338,7 +349,7 @@ def test_cluster_dapr_resources_differ_from_local_only_where_patched(
             if ours.get(path, KeyError) != theirs.get(path, KeyError)
             and not path.startswith(("/metadata/namespace", "/metadata/labels/"))
         }
-        assert differing == CLUSTER_DIFFERENCES[key], key
+        assert differing == differences[key], key
 
 
 def test_configuration_has_no_sqlite_name_resolution_in_the_cluster(
@@ -411,27 +422,35 @@ def test_topics_are_those_of_the_contracts_and_all_get_created(
     cluster_dapr_resources: list[Manifest], rendered_overlay: list[Manifest]
 ) -> None:
     contract_topics = {value for key, value in vars(names).items() if key.endswith("_TOPIC")}
-    (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
-    spec = subscription["spec"]
-    assert spec["pubsubname"] == names.PUBSUB
-    assert spec["topic"] == names.LESSON_GENERATED_TOPIC
-    assert spec["deadLetterTopic"] == names.LESSON_GENERATED_DEADLETTER_TOPIC
-    assert subscription["scopes"] == [names.USER_PROGRESS_APP_ID]
+    subscriptions = of_kind(cluster_dapr_resources, "Subscription")
+    assert f"{names.USER_PROGRESS_APP_ID}-{names.LESSON_GENERATED_TOPIC}" in {
+        s["metadata"]["name"] for s in subscriptions
+    }
+    for subscription in subscriptions:
+        spec = subscription["spec"]
+        (app,) = subscription["scopes"]
+        assert app in APP_IDS
+        assert subscription["metadata"]["name"] == f"{app}-{spec['topic']}"
+        assert spec["pubsubname"] == names.PUBSUB
+        assert spec["topic"] in contract_topics
+        assert spec["deadLetterTopic"] == f"{spec['topic']}-deadletter" in contract_topics
     created = set(pod_spec(named(rendered_overlay, "Job", "kafka-topics"))["containers"][0]["args"])
     assert created == contract_topics
 
 
-def test_subscription_route_is_served_by_user_progress(
+def test_each_subscription_route_is_served_by_its_app(
     cluster_dapr_resources: list[Manifest],
 ) -> None:
-    from user_progress.api import router
-
-    (subscription,) = of_kind(cluster_dapr_resources, "Subscription")
-    route = subscription["spec"]["routes"]["default"]
-    assert any(
-        getattr(r, "path", None) == route and "POST" in getattr(r, "methods", ())
-        for r in router.routes
-    )
+    for subscription in of_kind(cluster_dapr_resources, "Subscription"):
+        (app,) = subscription["scopes"]
+        settings = importlib.import_module(f"{python_package(app)}.settings").Settings
+        create_app = importlib.import_module(f"{python_package(app)}.main").create_app
+        served = create_app(settings(AUTH_DISABLED=True)).routes
+        route = subscription["spec"]["routes"]["default"]
+        assert any(
+            getattr(r, "path", None) == route and "POST" in getattr(r, "methods", ())
+            for r in served
+        ), f"{app} does not serve {route}"
 
 
 # --- secrets, settings ---------------------------------------------------------------------
@@ -471,11 +490,17 @@ def secret_references(docs: list[Manifest]) -> list[tuple[str, str, bool]]:
 def test_every_secret_read_is_created_by_the_deploy_steps(rendered_overlay: list[Manifest]) -> None:
     created = secrets_created_by_the_deploy_steps()
     assert created["postgres-credentials"] == {"POSTGRES_PASSWORD", "LEARNFLOW_APP_PASSWORD"}
+    # One optional Secret per service with an LLM, made for each app whose pods read one.
+    assert created.pop('"$app-llm"') == set()
     references = secret_references(rendered_overlay)
     assert {"postgres-credentials", "learnflow-secrets", "course-agent-llm"} <= {
         name for name, _, _ in references
     }
     for name, key, optional in references:
+        if name.removesuffix("-llm") in APP_IDS:
+            assert optional, f"{name} must be optional (replay mode has no key)"
+            assert key == f"{python_package(name.removesuffix('-llm')).upper()}_LLM_API_KEY"
+            continue
         assert name in created, f"secret {name} is read but never created"
         assert optional or key in created[name], f"secret {name} has no key {key}"
 
@@ -528,12 +553,12 @@ def test_every_config_map_read_exists(rendered_overlay: list[Manifest]) -> None:
                 assert source["configMapRef"]["name"] in config_maps
 
 
-@pytest.mark.parametrize("app", sorted(APP_SETTINGS))
+@pytest.mark.parametrize("app", sorted(APP_IDS))
 def test_service_settings_in_manifests_and_image_are_known_to_the_service(
     app: str, rendered_overlay: list[Manifest], dockerfiles: dict[str, Stages]
 ) -> None:
-    module, prefix = APP_SETTINGS[app]
-    settings = importlib.import_module(module).Settings
+    prefix = f"{python_package(app).upper()}_"
+    settings = importlib.import_module(f"{python_package(app)}.settings").Settings
     known = {f"{prefix}{field}".upper() for field in settings.model_fields} | {
         choice.upper()
         for info in settings.model_fields.values()

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SERVICES
+
 DEPLOY_DIR = Path(__file__).resolve().parents[1]
 PHASE_DIR = DEPLOY_DIR.parent
 REPO_ROOT = PHASE_DIR.parent
-SERVICES = ("course-agent", "user-progress")
 Stages = list[list[tuple[str, str]]]
 
 

@@ -52,6 +52,8 @@ def copy_repository(destination: Path) -> Path:
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # A repository of its own: image tags hash what `git ls-files` lists (deploy/container).
+    subprocess.run(["git", "init", "--quiet"], cwd=destination, check=True)
     return destination
 
 

@@ -28,6 +28,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generator = root / ".claude/skills/fastapi-dapr-agent/scripts/generate.py"
     for options in (FULL, BARE):
         _run(root, uv, "run", "--frozen", "python", str(generator), *options)
+    subprocess.run(["git", "add", "--all"], cwd=root, check=True)
     return root
 
 

@@ -119,6 +119,7 @@ def test_registration_is_complete_and_happens_once(generate: ModuleType, tmp_pat
         assert (root / PHASE / "components" / component).read_text().count(
             "  - quiz-tracker\n"
         ) == 1
+    assert (root / ".dockerignore").read_text().count(f"!{PHASE}/quiz-tracker/\n") == 1
     services = (root / PHASE / "stack/src/learnflow_stack/services.py").read_text()
     assert services.count('("quiz-tracker", "quiz_tracker.main:create_app")') == 1
 

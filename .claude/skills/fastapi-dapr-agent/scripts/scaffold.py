@@ -175,6 +175,7 @@ def apply(root: Path, options: Options, files: list[PlannedFile], *, lock: bool 
     if options.subscribe:
         register_subscription(root / PHASE / "components", subscription_file(options).name)
     register_with_launcher(root / PHASE / "stack/src/learnflow_stack/services.py", options)
+    register_in_build_context(root / ".dockerignore", options)
     if lock:
         uv = os.environ.get("UV") or shutil.which("uv")
         if uv is None:
@@ -226,6 +227,17 @@ def register_in_scopes(component: Path, app_id: str) -> None:
     if "\nscopes:\n" not in text:
         return  # unscoped: every sidecar loads it
     component.write_text(_insert_after_last(text, r"^  - [a-z0-9-]+$", f"  - {app_id}"))
+
+
+def register_in_build_context(dockerignore: Path, options: Options) -> None:
+    """The image build context is an allow-list: the service's folder must be let in."""
+    dockerignore.write_text(
+        _insert_after_last(
+            dockerignore.read_text(),
+            rf"^!{PHASE}/[a-z0-9-]+/$",
+            f"!{PHASE}/{options.name}/",
+        )
+    )
 
 
 def register_subscription(components: Path, file_name: str) -> None:
