@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -34,9 +35,12 @@ def _wait_for_signal() -> None:
     stopped.wait()
 
 
-def up(_: argparse.Namespace) -> int:
+def up(args: argparse.Namespace) -> int:
     llm_env, llm_note = services.llm_environment()
-    stack = Stack([services.user_progress(), services.course_agent(llm_env)])
+    tracing = (
+        args.tracing if args.tracing is not None else os.environ.get("LEARNFLOW_TRACING") != "0"
+    )
+    stack = Stack([services.user_progress(), services.course_agent(llm_env)], tracing=tracing)
     try:
         with stack:
             agent = stack.app("course-agent")
@@ -47,6 +51,7 @@ def up(_: argparse.Namespace) -> int:
 LearnFlow is running ({llm_note}).
   Course Agent   {agent.url}   (daprd {agent.sidecar.http_url})
   User Progress  {progress.url}   (daprd {progress.sidecar.http_url})
+  Traces         {_traces_line(stack)}
   Logs           {stack.run_dir / "logs"}
   Ports          {stack.run_dir / "stack.json"}
 
@@ -65,6 +70,15 @@ Try:  TOKEN=$(make -s token LEARNER=ada)
         print(f"[stack] could not start: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _traces_line(stack: Stack) -> str:
+    if stack.jaeger is None:
+        return "off (--no-tracing or LEARNFLOW_TRACING=0)"
+    return (
+        f"{stack.jaeger.ui_url}   (Jaeger; a lesson's trace: {stack.jaeger.ui_url}/api/traces/"
+        "<its X-Trace-Id header>)"
+    )
 
 
 def _replay_banner(agent_url: str) -> str:
@@ -143,7 +157,14 @@ def replay(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="learnflow-stack")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the local stack with both services").set_defaults(run=up)
+    starting = commands.add_parser("up", help="start the local stack with both services")
+    starting.add_argument(
+        "--tracing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run Jaeger and trace every request (default: on, unless LEARNFLOW_TRACING=0)",
+    )
+    starting.set_defaults(run=up)
     commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
         run=demo
     )
