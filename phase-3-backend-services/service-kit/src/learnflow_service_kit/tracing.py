@@ -62,17 +62,27 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def install_tracing(app: FastAPI, settings: TracingSettings | None = None) -> bool:
+def install_tracing(
+    app: FastAPI, settings: TracingSettings | None = None, provider: Any = None
+) -> bool:
     """Trace ``app``'s requests and export to the configured collector; False when disabled.
 
     ``service.name``: ``OTEL_SERVICE_NAME``, else the app's title without "LearnFlow"
-    ("LearnFlow Course Agent" -> "course-agent")."""
+    ("LearnFlow Course Agent" -> "course-agent"). ``provider``: a TracerProvider to use instead
+    of the process's own (tests)."""
     settings = settings or TracingSettings()
     if not settings.enabled:
         return False
-    provider = _tracer_provider(settings.service_name or service_name_of(app), settings)
+    if provider is None:
+        provider = _tracer_provider(settings.service_name or service_name_of(app), settings)
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.propagators import (
+        TraceResponsePropagator,
+        set_global_response_propagator,
+    )
 
+    # `traceresponse: 00-<trace id>-<span id>-<flags>` on every traced answer (W3C level 2).
+    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
@@ -93,10 +103,6 @@ def _tracer_provider(service_name: str, settings: TracingSettings) -> Any:
     if _installed_provider is not None:
         return _installed_provider
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.propagators import (
-        TraceResponsePropagator,
-        set_global_response_propagator,
-    )
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -109,8 +115,6 @@ def _tracer_provider(service_name: str, settings: TracingSettings) -> Any:
     endpoint = settings.exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
     trace.set_tracer_provider(provider)
-    # `traceresponse: 00-<trace id>-<span id>-<flags>` on every traced answer (W3C level 2).
-    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
     _installed_provider = provider
     return provider
 
