@@ -5,6 +5,7 @@ call, the state transaction, the publish, and User Progress consuming the event.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 import uuid
@@ -21,6 +22,7 @@ from learnflow_stack.dapr import render_resources
 from learnflow_stack.stack import Stack
 
 from .conftest import LlmStub
+from .test_foundation import _listening_sockets
 
 pytestmark = pytest.mark.integration
 
@@ -200,6 +202,31 @@ def test_one_lesson_is_one_trace_across_both_apps_sidecars_and_kafka(traced_stac
     assert parent_of(
         one("user-progress", False, "CallActor/LearnerProgressActor/RecordLessons")
     ) == (record)
+
+
+def test_jaeger_listens_on_its_loopback_ports_only(traced_stack: Stack) -> None:
+    jaeger = traced_stack.jaeger
+    assert jaeger is not None
+    assert jaeger.process is not None
+    ports = {
+        jaeger.otlp_grpc_port,
+        jaeger.otlp_http_port,
+        jaeger.collector_grpc_port,
+        jaeger.collector_http_port,
+        jaeger.query_http_port,
+        jaeger.query_grpc_port,
+        jaeger.admin_port,
+    }
+    assert _listening_sockets(jaeger.process.pid) == {("127.0.0.1", port) for port in ports}
+    # No UDP either (Jaeger v1's agent ports): no socket of Jaeger's is in the UDP tables.
+    sockets = {
+        os.readlink(fd)[8:-1]
+        for fd in Path(f"/proc/{jaeger.process.pid}/fd").iterdir()
+        if os.readlink(fd).startswith("socket:[")
+    }
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            assert line.split()[9] not in sockets, line
 
 
 def test_tracing_is_off_unless_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
