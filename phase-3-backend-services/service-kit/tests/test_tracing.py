@@ -3,14 +3,17 @@ consumer spans in the producer's trace, span names without keys or ids, off by d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from learnflow_service_kit import tracing
+from learnflow_service_kit.observability import configure_logging
 from learnflow_service_kit.tracing import (
     TracedTransport,
     TracingSettings,
@@ -268,3 +271,17 @@ def test_an_event_without_trace_context_is_consumed_under_the_delivery(
     assert consumer.parent is not None
     assert consumer.parent.span_id == delivery.get_span_context().span_id
     assert consumer.links == ()
+
+
+def test_json_log_lines_carry_the_trace_id(
+    exported: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info")
+    log = structlog.get_logger()
+    with tracing.tracer().start_as_current_span("work") as span:
+        log.info("inside a trace", lesson="l-1")
+    log.info("outside any trace")
+    inside, outside = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert inside["trace_id"] == trace.format_trace_id(span.get_span_context().trace_id)
+    assert inside["event"] == "inside a trace"
+    assert "trace_id" not in outside
