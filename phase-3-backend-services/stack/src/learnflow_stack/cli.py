@@ -14,7 +14,7 @@ from types import FrameType
 from confluent_kafka import KafkaException
 from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_GENERATED_TOPIC
 
-from learnflow_stack import bench, recorded_requests, services, soak
+from learnflow_stack import bench, bench_tracing, recorded_requests, services, soak
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.dev_auth import DevSigningKey
@@ -197,6 +197,11 @@ def main() -> int:
     )
     bench.add_arguments(measure)
     measure.set_defaults(run=bench.run)
+    tracing_cost = commands.add_parser(
+        "bench-tracing", help="the same requests on a stack with tracing off, then on"
+    )
+    bench_tracing.add_arguments(tracing_cost)
+    tracing_cost.set_defaults(run=bench_tracing.run)
     soaking = commands.add_parser(
         "soak", help="a private stack under a steady load for a bounded time, watching memory"
     )
