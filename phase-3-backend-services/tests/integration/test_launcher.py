@@ -110,7 +110,7 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
 
     manifest = eventually(manifest_written, timeout=180)
     pids: dict[str, int] = json.loads(manifest.read_text())["pids"]
-    assert len(pids) == 8  # postgres, kafka, placement, scheduler, 2 apps, 2 daprd
+    assert len(pids) == 9  # jaeger, postgres, kafka, placement, scheduler, 2 apps, 2 daprd
     assert all(_pid_alive(pid) for pid in pids.values())
     return process, pids
 

@@ -21,6 +21,7 @@ from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import install_metrics
 from learnflow_service_kit.sidecar_client import SidecarClient
+from learnflow_service_kit.tracing import install_tracing, traced_transport
 
 
 def connect_sidecar(dapr_http_port: int, dapr_api_token: SecretStr | None = None) -> SidecarClient:
@@ -36,7 +37,7 @@ def connect_sidecar(dapr_http_port: int, dapr_api_token: SecretStr | None = None
             base_url=f"http://127.0.0.1:{dapr_http_port}",
             headers=headers,
             timeout=httpx.Timeout(5.0, pool=2.0),
-            transport=AiohttpTransport(limits=httpx.Limits(max_connections=256)),
+            transport=traced_transport(AiohttpTransport(limits=httpx.Limits(max_connections=256))),
         )
 
     return SidecarClient(connect, store=STATESTORE, pubsub=PUBSUB)
@@ -65,6 +66,7 @@ def install_service_plumbing(
     if dapr_app_token is not None:
         require_dapr_app_token(app, dapr_app_token.get_secret_value())
     install_metrics(app)
+    install_tracing(app)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT names a collector
     app.include_router(
         health_router(
             {"dapr_sidecar": dapr.sidecar_healthy, "state_store": dapr.state_store_reachable},

@@ -1,4 +1,4 @@
-"""JSON logs (structlog), request metrics and the /metrics endpoint."""
+"""JSON logs (structlog, with the trace id inside a trace), request metrics and /metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import structlog
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from learnflow_service_kit.tracing import add_trace_ids
 
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -28,6 +30,7 @@ def configure_logging(level: str) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # trace_id/span_id inside a trace: the line's trace in Jaeger
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,6 +16,7 @@ from learnflow_contracts.names import LESSON_GENERATED_DEADLETTER_TOPIC, LESSON_
 
 from learnflow_stack import recorded_requests, services, soak
 from learnflow_stack.bench import main as bench
+from learnflow_stack.bench import tracing as bench_tracing
 from learnflow_stack.dead_letters import ReplayIncomplete, replay_dead_letters
 from learnflow_stack.demo import run_against_running_stack
 from learnflow_stack.dev_auth import DevSigningKey
@@ -35,10 +37,14 @@ def _wait_for_signal() -> None:
     stopped.wait()
 
 
-def up(_: argparse.Namespace) -> int:
+def up(args: argparse.Namespace) -> int:
     llm_env, llm_note = services.llm_environment()
+    tracing = (
+        args.tracing if args.tracing is not None else os.environ.get("LEARNFLOW_TRACING") != "0"
+    )
     stack = Stack(
-        [services.user_progress(), services.course_agent(llm_env), *services.scaffolded()]
+        [services.user_progress(), services.course_agent(llm_env), *services.scaffolded()],
+        tracing=tracing,
     )
     try:
         with stack:
@@ -50,6 +56,7 @@ def up(_: argparse.Namespace) -> int:
 LearnFlow is running ({llm_note}).
   Course Agent   {agent.url}   (daprd {agent.sidecar.http_url})
   User Progress  {progress.url}   (daprd {progress.sidecar.http_url})
+  Traces         {_traces_line(stack)}
   Logs           {stack.run_dir / "logs"}
   Ports          {stack.run_dir / "stack.json"}
 
@@ -68,6 +75,15 @@ Try:  TOKEN=$(make -s token LEARNER=ada)
         print(f"[stack] could not start: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _traces_line(stack: Stack) -> str:
+    if stack.jaeger is None:
+        return "off (--no-tracing or LEARNFLOW_TRACING=0)"
+    return (
+        f"{stack.jaeger.ui_url}   (Jaeger; a lesson's trace: {stack.jaeger.ui_url}/api/traces/"
+        "<its X-Trace-Id header>)"
+    )
 
 
 def _replay_banner(agent_url: str) -> str:
@@ -146,7 +162,14 @@ def replay(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="learnflow-stack")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the local stack with both services").set_defaults(run=up)
+    starting = commands.add_parser("up", help="start the local stack with both services")
+    starting.add_argument(
+        "--tracing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run Jaeger and trace every request (default: on, unless LEARNFLOW_TRACING=0)",
+    )
+    starting.set_defaults(run=up)
     commands.add_parser("demo", help="walk the whole loop on a running stack").set_defaults(
         run=demo
     )
@@ -179,6 +202,11 @@ def main() -> int:
     )
     bench.add_arguments(measure)
     measure.set_defaults(run=bench.run)
+    tracing_cost = commands.add_parser(
+        "bench-tracing", help="the same requests on a stack with tracing off, then on"
+    )
+    bench_tracing.add_arguments(tracing_cost)
+    tracing_cost.set_defaults(run=bench_tracing.run)
     soaking = commands.add_parser(
         "soak", help="a private stack under a steady load for a bounded time, watching memory"
     )

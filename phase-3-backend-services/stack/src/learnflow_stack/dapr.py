@@ -31,10 +31,22 @@ def require_sqlite_name_resolution(config_path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TracingTarget:
+    """Where daprd sends its spans (an OTLP gRPC receiver) and how many traces it starts."""
+
+    otlp_grpc_address: str  # host:port
+    sampling_rate: float = 1.0
+
+
 def render_resources(
-    run_dir: Path, kafka_bootstrap: str, components_dir: Path = COMPONENTS_DIR
+    run_dir: Path,
+    kafka_bootstrap: str,
+    tracing: TracingTarget | None = None,
+    components_dir: Path = COMPONENTS_DIR,
 ) -> tuple[Path, Path]:
-    """Copy components/ into the run, pointing it at this run's Kafka and name-resolution file.
+    """Copy components/ into the run, pointing it at this run's Kafka and name-resolution file,
+    and, with ``tracing``, at its trace collector (else tracing stays off as committed).
 
     Returns (resources_dir, config_path).
     """
@@ -47,6 +59,15 @@ def render_resources(
             document["spec"]["nameResolution"]["configuration"]["connectionString"] = str(
                 run_dir / "nameresolution.db"
             )
+            if tracing is not None:
+                document["spec"]["tracing"] = {
+                    "samplingRate": f"{tracing.sampling_rate:g}",
+                    "otel": {
+                        "endpointAddress": tracing.otlp_grpc_address,
+                        "isSecure": False,
+                        "protocol": "grpc",
+                    },
+                }
             config_path.write_text(yaml.safe_dump(document, sort_keys=False))
             continue
         if document["kind"] == "Component" and document["spec"]["type"] == "pubsub.kafka":

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from learnflow_stack.dapr import Placement, Scheduler, Sidecar, render_resources
+from learnflow_stack.dapr import Placement, Scheduler, Sidecar, TracingTarget, render_resources
 from learnflow_stack.dev_auth import DevSigningKey
+from learnflow_stack.jaeger import Jaeger
 from learnflow_stack.kafka import KafkaBroker
 from learnflow_stack.paths import COMPONENTS_DIR, installed_dir, runs_root
 from learnflow_stack.ports import LOOPBACK, free_port
@@ -64,22 +65,39 @@ def _log(message: str) -> None:
     print(f"[stack] {message}", file=sys.stderr, flush=True)
 
 
+def tracing_from_env() -> bool:
+    """``LEARNFLOW_TRACING=1`` turns tracing on for stacks that do not say (off by default)."""
+    return os.environ.get("LEARNFLOW_TRACING", "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
 class Stack:
-    """PostgreSQL, Kafka, placement, scheduler, then each app + its daprd.
+    """PostgreSQL, Kafka, placement, scheduler, then each app + its daprd; with ``tracing``,
+    Jaeger first, and every app and daprd sending it their spans.
 
     ``LEARNFLOW_PG_CONNECTION`` / ``LEARNFLOW_KAFKA_BROKERS`` point at existing servers instead
     of starting private ones; ``LEARNFLOW_DAPR_BIN_DIR`` at existing Dapr binaries.
+    ``tracing``: None = ``LEARNFLOW_TRACING``; ``sampling_rate``: the share of new traces kept
+    (``LEARNFLOW_TRACING_SAMPLING_RATE``, default 1; a caller's sampled flag always wins).
     """
 
     def __init__(
         self,
         apps: list[AppSpec],
         run_dir: Path | None = None,
+        tracing: bool | None = None,
+        sampling_rate: float | None = None,
         components_dir: Path = COMPONENTS_DIR,
     ) -> None:
         self.apps = apps
         # Another tree's components/: a service scaffolded into a scratch copy of the repo.
         self.components_dir = components_dir
+        self.tracing = tracing_from_env() if tracing is None else tracing
+        self.sampling_rate = (
+            float(os.environ.get("LEARNFLOW_TRACING_SAMPLING_RATE", "1"))
+            if sampling_rate is None
+            else sampling_rate
+        )
+        self.jaeger: Jaeger | None = None
         self.run_dir = run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         self.postgres: PostgresServer | None = None
         self.kafka: KafkaBroker | None = None
@@ -122,6 +140,10 @@ class Stack:
             else installed_dir("build-dapr.sh")
         )
         # Children are started from this thread only: they die with the thread that forked them.
+        if self.tracing:
+            self.jaeger = Jaeger(installed_dir("build-jaeger.sh"), self.run_dir)
+            self.jaeger.start()
+            _log(f"jaeger: UI and query API {self.jaeger.ui_url}")
         if not self.kafka_bootstrap:
             self.kafka = KafkaBroker(installed_dir("install-kafka.sh"), self.run_dir)
             self.kafka.launch()
@@ -135,7 +157,7 @@ class Stack:
             self.kafka_bootstrap = self.kafka.bootstrap
             _log(f"kafka on {self.kafka_bootstrap}")
         resources_dir, config_path = render_resources(
-            self.run_dir, self.kafka_bootstrap, self.components_dir
+            self.run_dir, self.kafka_bootstrap, self._tracing_target(), self.components_dir
         )
         self.placement = Placement(bin_dir, self.run_dir)
         self.placement.start()
@@ -155,6 +177,22 @@ class Stack:
         self.signing_key.save(self.signing_key_path)
         self.write_manifest()
         _log(f"stack ready in {time.monotonic() - started:.1f}s")
+
+    def _tracing_target(self) -> TracingTarget | None:
+        if self.jaeger is None:
+            return None
+        return TracingTarget(self.jaeger.otlp_grpc_address, self.sampling_rate)
+
+    def _tracing_env(self, app_id: str) -> dict[str, str]:
+        """What turns an app's tracing on (learnflow_service_kit.tracing reads it)."""
+        if self.jaeger is None:
+            return {}
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.jaeger.otlp_http_endpoint,
+            "OTEL_TRACES_SAMPLER_ARG": f"{self.sampling_rate:g}",
+            "OTEL_SERVICE_NAME": app_id,
+            "OTEL_BSP_SCHEDULE_DELAY": "500",  # ms: spans reach Jaeger within a second
+        }
 
     def _start_app(
         self, spec: AppSpec, replica: int, bin_dir: Path, resources_dir: Path, config_path: Path
@@ -201,6 +239,7 @@ class Stack:
                 "DAPR_API_TOKEN": self.api_token,
                 "AUTH_PUBLIC_KEY": self.signing_key.public_pem,
                 "PYTHONUNBUFFERED": "1",
+                **self._tracing_env(spec.app_id),
                 **spec.env,
             },
         )
@@ -218,7 +257,13 @@ class Stack:
         return AppInstance(spec, replica, port, process, sidecar)
 
     def processes(self) -> list[ManagedProcess]:
-        pieces: list[Any] = [self.postgres, self.kafka, self.placement, self.scheduler]
+        pieces: list[Any] = [
+            self.jaeger,
+            self.postgres,
+            self.kafka,
+            self.placement,
+            self.scheduler,
+        ]
         found = [p.process for p in pieces if p is not None and p.process is not None]
         for instance in self.instances:
             found.append(instance.process)
@@ -257,6 +302,7 @@ class Stack:
             "postgres": self.pg_connection,
             "kafka": self.kafka_bootstrap,
             "placement_healthz": self.placement.healthz_port if self.placement else None,
+            "jaeger_ui": self.jaeger.ui_url if self.jaeger else None,
             "apps": {
                 f"{i.spec.app_id}{i.sidecar.replica}": {
                     "url": i.url,

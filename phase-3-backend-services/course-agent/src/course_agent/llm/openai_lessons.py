@@ -18,6 +18,7 @@ import httpx
 import openai
 import pydantic
 import structlog
+from learnflow_service_kit.tracing import llm_span, record_llm_usage
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from course_agent.domain.chat import ChatMessage
@@ -133,6 +134,17 @@ class OpenAiLessonGenerator:
         )
 
     async def _ask(self, messages: Sequence[ChatMessage]) -> _Answer:
+        # One span per chat completion: model and token counts, never the prompt or answer.
+        with llm_span(
+            self.model,
+            temperature=self.parameters.temperature,
+            max_tokens=self.parameters.max_tokens,
+        ) as span:
+            answer = await self._ask_in_mode(messages)
+            record_llm_usage(span, answer.model, answer.prompt_tokens, answer.completion_tokens)
+            return answer
+
+    async def _ask_in_mode(self, messages: Sequence[ChatMessage]) -> _Answer:
         if not self._json_object_mode:
             try:
                 return await self._ask_with_json_schema(messages)
