@@ -25,16 +25,30 @@ from learnflow_stack.process import StartError
 from learnflow_stack.stack import Stack
 
 
-def _wait_for_signal() -> None:
-    stopped = threading.Event()
+class _StopSignal:
+    """Ctrl-C / SIGTERM, installed before the stack starts so none is missed: while the stack
+    starts, a signal aborts the start (the stack stops what it started); once it runs, a
+    signal ends ``wait``."""
 
-    def on_signal(signum: int, _: FrameType | None) -> None:
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._running = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, _: FrameType | None) -> None:
         print(f"\n[stack] {signal.Signals(signum).name}: stopping everything", file=sys.stderr)
-        stopped.set()
+        if not self._running:
+            raise KeyboardInterrupt
+        self._stopped.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    stopped.wait()
+    def wait(self) -> None:
+        self._running = True
+        # In short waits: the kernel may deliver the signal to one of the launcher's other
+        # threads, and then a wait without a timeout is never interrupted for the handler to
+        # run (the launcher kept running after Ctrl-C under load).
+        while not self._stopped.wait(timeout=0.5):
+            pass
 
 
 def up(args: argparse.Namespace) -> int:
@@ -46,6 +60,7 @@ def up(args: argparse.Namespace) -> int:
         [services.user_progress(), services.course_agent(llm_env), *services.scaffolded()],
         tracing=tracing,
     )
+    stop = _StopSignal()
     try:
         with stack:
             agent = stack.app("course-agent")
@@ -70,10 +85,12 @@ Try:  TOKEN=$(make -s token LEARNER=ada)
 """,
                 flush=True,
             )
-            _wait_for_signal()
+            stop.wait()
     except StartError as error:
         print(f"[stack] could not start: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130  # stopped while starting; everything started was stopped on the way out
     return 0
 
 
