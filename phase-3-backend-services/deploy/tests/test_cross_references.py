@@ -216,7 +216,8 @@ def test_declared_actor_types_are_the_ones_each_service_registers(
 
     for deployment in service_deployments(rendered_overlay):
         app = deployment["metadata"]["name"]
-        annotation = deployment["metadata"]["annotations"]["learnflow.dev/actor-types"]
+        annotations = deployment["metadata"].get("annotations", {})
+        annotation = annotations.get("learnflow.dev/actor-types", "")
         declared = [name for name in annotation.split(",") if name]
         wiring = importlib.import_module(f"{python_package(app)}.wiring")
         registered = {

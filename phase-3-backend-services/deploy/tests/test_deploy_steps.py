@@ -189,7 +189,9 @@ def test_render_applies_the_image_overrides(real_kubectl_bin: Path, tmp_path: Pa
         "localhost:5000/learnflow/kafka:4.1.1-standin",
     }
     # The overlay itself is untouched: the overrides live in a generated kustomization.
-    assert "content-tag" not in (tmp_path / "work" / "learnflow.yaml").read_text()
+    rendered = (tmp_path / "work" / "learnflow.yaml").read_text()
+    assert "course-agent:content-tag" not in rendered
+    assert "user-progress:content-tag" not in rendered
 
 
 def test_render_without_overrides_keeps_the_overlays_images(

@@ -34,6 +34,7 @@ def generated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("generated")
     for relative in (
         "pyproject.toml",
+        ".dockerignore",
         f"{PHASE}/deploy/base/kustomization.yaml",
         f"{PHASE}/stack/src/learnflow_stack/services.py",
     ):

@@ -12,7 +12,12 @@ from .conftest import REPO_ROOT
 
 # The options each service was scaffolded with (also listed in SKILL.md).
 SERVICES = {
-    "course-agent": {"actor": "LessonGenerationActor", "publish": "lesson-generated", "llm": True},
+    "course-agent": {
+        "actor": "LessonGenerationActor",
+        "publish": "lesson-generated",
+        "llm": True,
+        "replay": True,
+    },
     "user-progress": {
         "actor": "LearnerProgressActor",
         "subscribe": "lesson-generated",

@@ -51,6 +51,8 @@ class Options:
     subscribe: str | None = None
     publish: str | None = None
     llm: bool = False
+    # The Course Agent's own replay mode (recorded answers in the image); not a CLI option.
+    replay: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_RULE.match(self.name) or len(self.name) > 40:
@@ -123,6 +125,7 @@ def plan(options: Options) -> list[PlannedFile]:
         "subscribe": options.subscribe,
         "publish": options.publish,
         "llm": options.llm,
+        "replay": options.replay,
         "requirements": options.requirements,
     }
     service = Path(PHASE, options.name)
