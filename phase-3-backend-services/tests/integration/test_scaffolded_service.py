@@ -4,7 +4,6 @@ topic received and kept, and its state visible to a direct SQL query."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 from learnflow_stack.stack import AppSpec, Stack
 
-from .conftest import eventually
+from .conftest import eventually, state_row
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +61,6 @@ def pg(running: Stack) -> Iterator[psycopg.Connection[Any]]:
         yield connection
 
 
-def _row(pg: psycopg.Connection[Any], key: str) -> Any:
-    row = pg.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
-    return json.loads(bytes(row[0])) if row else None
-
-
 def test_its_actor_type_is_in_placements_table(running: Stack) -> None:
     assert running.placement is not None
     hosts = running.placement.table()["tables"]["default"]["hosts"]
@@ -87,7 +81,7 @@ def test_a_record_written_through_it_is_a_postgres_row(
     )
 
     assert written.status_code == 200, written.text
-    assert _row(pg, f"{APP_ID}||{APP_ID}-record-r-1") == {
+    assert state_row(pg, f"{APP_ID}||{APP_ID}-record-r-1") == {
         "record_id": "r-1",
         "text": "hello",
         "version": 1,
@@ -105,7 +99,7 @@ def test_its_actor_counts_and_keeps_the_count_in_postgres(
     ]
 
     assert counts == [1, 2]
-    assert _row(pg, f"{APP_ID}||{ACTOR}||c-1||count") == 2
+    assert state_row(pg, f"{APP_ID}||{ACTOR}||c-1||count") == 2
 
 
 def test_an_event_published_to_its_topic_is_received_and_kept(

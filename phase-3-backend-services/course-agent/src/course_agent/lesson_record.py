@@ -7,39 +7,13 @@ are those of the documents already stored, so they stay; in Python each concept 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
-from learnflow_contracts.levels import Level
-from learnflow_contracts.strict import StrictModel
-from pydantic import ConfigDict, Field
 
-from course_agent.domain.lesson import LessonDraft
-from course_agent.domain.personalisation import Personalisation, PersonalisationOutcome
+from course_agent.lesson_base import LessonBase
 
 
-class LessonRecord(StrictModel):
-    # Python names here, the stored documents' names in JSON (read by either).
-    model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
-
-    lesson_id: str
-    learner_id: str
-    topic: str
-    level: Level
-    goal: str | None
-    locale: str
-    content: LessonDraft
-    prompt_id: str
-    prompt_version: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    personalised: bool = Field(alias="personalized")
-    personalisation_outcome: PersonalisationOutcome = Field(alias="personalization")
-    # Exactly the progress the prompt was personalised with (after trimming to the budget).
-    personalisation: Personalisation | None = Field(alias="personalised_with")
-    trimmed: tuple[str, ...]
-    created_at: datetime
+class LessonRecord(LessonBase):
+    """The stored document (state key ``lesson_key``)."""
 
     def generated_event(self) -> LessonGeneratedV1:
         return LessonGeneratedV1(
