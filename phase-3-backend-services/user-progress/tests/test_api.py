@@ -38,7 +38,7 @@ class InMemoryProgress:
             raise ServiceError(503, "state_store_unavailable", "down")
         return self.learners.get(learner_id) or empty_progress(learner_id)
 
-    async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus:
+    async def record_progress(self, update: ProgressUpdateRequest) -> LearnerStatus:
         self.learners[update.learner_id] = apply_update(
             self._state(update.learner_id), update
         ).state
