@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError
+from user_progress import delivery_routes, progress_routes
 from user_progress.domain import (
     LearnerStatus,
     ProgressUpdateRequest,
@@ -108,6 +112,33 @@ def _delivery(*events: Any) -> dict[str, Any]:
 
 def _statuses(answer: Any) -> list[str]:
     return [s["status"] for s in answer.json()["statuses"]]
+
+
+SUBSCRIPTION = Path(__file__).parents[2] / "components" / "subscription-lesson-generated.yaml"
+
+
+def test_the_subscription_route_is_the_one_the_subscription_declares(
+    progress: InMemoryProgress,
+) -> None:
+    declared = yaml.safe_load(SUBSCRIPTION.read_text())["spec"]["routes"]["default"]
+    app = create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
+
+    assert declared == delivery_routes.LESSON_GENERATED_ROUTE
+    served = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert (declared, "POST") in served
+
+
+def test_each_router_is_tagged_and_the_public_paths_are_the_specs() -> None:
+    for router in (progress_routes.router, delivery_routes.router):
+        assert router.tags
+        assert router.prefix == ""
+    public = {route.path for route in progress_routes.router.routes if isinstance(route, APIRoute)}
+    assert public == {"/update-progress", "/status", "/status/projection"}
 
 
 def test_update_then_status(client: TestClient) -> None:
