@@ -1,5 +1,6 @@
 """The wire protocol of ``LearnerProgressActor``: its method names and what each call carries and
-answers, shared by the actor and its caller (the progress gateway).
+answers, shared by the actor (its ``LearnerProgressActorInterface`` declares its methods under
+these names) and its caller (the progress gateway).
 
 The JSON on the wire is what it always was (``{"update": ..., "not_after": ...}`` in,
 ``{"status": ...}`` or ``{"expired": true}`` out, and so on), so replicas of two versions still

@@ -49,7 +49,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
     )
     return ServiceParts(
-        routers=[router],
+        routers=[router],  # the public routes and the lesson-generated delivery route
         state={"progress": progress},  # read by progress_routes.gateway
         actors=[HostedActor(LearnerProgressActor, build_actor)],
         closers=[events.drain, actor_sidecar.aclose],
