@@ -1,5 +1,6 @@
-"""The route daprd delivers ``lesson-generated`` to (``components/subscription-lesson-generated
-.yaml`` declares the Subscription: topic, this route, bulk delivery, dead-letter topic)."""
+"""The route daprd delivers ``lesson-generated`` to. The Subscription itself (topic, this route,
+bulk delivery, dead-letter topic) is declared in ``components/subscription-lesson-generated.yaml``
+and its Kubernetes copy; the path here must stay the one declared there."""
 
 from __future__ import annotations
 
