@@ -13,6 +13,7 @@ import yaml
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from learnflow_contracts.events import LessonGeneratedV1
+from learnflow_contracts.names import LESSON_GENERATED_TOPIC, USER_PROGRESS_APP_ID
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError
 from user_progress import delivery_routes, progress_routes
@@ -114,13 +115,27 @@ def _statuses(answer: Any) -> list[str]:
     return [s["status"] for s in answer.json()["statuses"]]
 
 
-SUBSCRIPTION = Path(__file__).parents[2] / "components" / "subscription-lesson-generated.yaml"
+COMPONENTS = Path(__file__).parents[2] / "components"
+
+
+def _declared_route() -> str:
+    """The route of the Subscription of User Progress to lesson-generated in components/."""
+    (route,) = [
+        doc["spec"]["routes"]["default"]
+        for path in sorted(COMPONENTS.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+        and doc.get("kind") == "Subscription"
+        and doc["spec"]["topic"] == LESSON_GENERATED_TOPIC
+        and USER_PROGRESS_APP_ID in doc.get("scopes", [])
+    ]
+    return str(route)
 
 
 def test_the_subscription_route_is_the_one_the_subscription_declares(
     progress: InMemoryProgress,
 ) -> None:
-    declared = yaml.safe_load(SUBSCRIPTION.read_text())["spec"]["routes"]["default"]
+    declared = _declared_route()
     app = create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
 
     assert declared == delivery_routes.LESSON_GENERATED_ROUTE
