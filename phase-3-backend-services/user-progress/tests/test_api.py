@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from learnflow_contracts.events import LessonGeneratedV1
+from learnflow_contracts.names import LESSON_GENERATED_TOPIC, USER_PROGRESS_APP_ID
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError
+from user_progress import delivery_routes, progress_routes
 from user_progress.domain import (
     LearnerStatus,
     ProgressUpdateRequest,
@@ -38,7 +43,7 @@ class InMemoryProgress:
             raise ServiceError(503, "state_store_unavailable", "down")
         return self.learners.get(learner_id) or empty_progress(learner_id)
 
-    async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus:
+    async def record_progress(self, update: ProgressUpdateRequest) -> LearnerStatus:
         self.learners[update.learner_id] = apply_update(
             self._state(update.learner_id), update
         ).state
@@ -108,6 +113,47 @@ def _delivery(*events: Any) -> dict[str, Any]:
 
 def _statuses(answer: Any) -> list[str]:
     return [s["status"] for s in answer.json()["statuses"]]
+
+
+COMPONENTS = Path(__file__).parents[2] / "components"
+
+
+def _declared_route() -> str:
+    """The route of the Subscription of User Progress to lesson-generated in components/."""
+    (route,) = [
+        doc["spec"]["routes"]["default"]
+        for path in sorted(COMPONENTS.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+        and doc.get("kind") == "Subscription"
+        and doc["spec"]["topic"] == LESSON_GENERATED_TOPIC
+        and USER_PROGRESS_APP_ID in doc.get("scopes", [])
+    ]
+    return str(route)
+
+
+def test_the_subscription_route_is_the_one_the_subscription_declares(
+    progress: InMemoryProgress,
+) -> None:
+    declared = _declared_route()
+    app = create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
+
+    assert declared == delivery_routes.LESSON_GENERATED_ROUTE
+    served = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert (declared, "POST") in served
+
+
+def test_each_router_is_tagged_and_the_public_paths_are_the_specs() -> None:
+    for router in (progress_routes.router, delivery_routes.router):
+        assert router.tags
+        assert router.prefix == ""
+    public = {route.path for route in progress_routes.router.routes if isinstance(route, APIRoute)}
+    assert public == {"/update-progress", "/status", "/status/projection"}
 
 
 def test_update_then_status(client: TestClient) -> None:

@@ -8,10 +8,10 @@ reminder is armed *before* the first pending event of an activation is saved, so
 saving and publishing still ends with the event published; it unregisters itself once the outbox
 is empty.
 
-Every method runs as an ``ActorTurns`` turn (one at a time per learner in this process, even when
-daprd has given the turn away after a caller timed out), and ``ApplyUpdate`` carries a
-``not_after``: an update whose turn comes too late is refused, never applied after its caller
-was told it failed.
+Its methods and their payloads are ``progress_protocol``'s. Every method runs as an
+``ActorTurns`` turn (one at a time per learner in this process, even when daprd has given the turn
+away after a caller timed out), and ``ApplyUpdate`` carries a ``not_after``: an update whose turn
+comes too late is refused, never applied after its caller was told it failed.
 
 The document is read once per activation and kept; it is replaced only after a write succeeded,
 and dropped (read again next turn) when a write failed.
@@ -44,8 +44,19 @@ from user_progress.domain import (
     progress_updated_event,
 )
 from user_progress.event_sender import EventSender
+from user_progress.progress_protocol import (
+    ACTOR_TYPE,
+    APPLY_UPDATE,
+    GET_PROJECTION,
+    GET_STATUS,
+    RECORD_LESSONS,
+    ApplyUpdateCall,
+    LessonsRecorded,
+    RecordLessonsCall,
+    UpdateExpired,
+    UpdateTaken,
+)
 
-ACTOR_TYPE = "LearnerProgressActor"
 FLUSH_REMINDER = "flush-outbox"
 _STATE_KEY = "learner"
 
@@ -56,17 +67,19 @@ DUPLICATES = Counter(
 
 
 class LearnerProgressActorInterface(ActorInterface):
-    @actormethod(name="ApplyUpdate")
-    async def apply_update(self, call: dict[str, Any]) -> dict[str, Any]: ...
+    """The actor's methods; each takes and answers the JSON of its ``progress_protocol`` models."""
 
-    @actormethod(name="RecordLessons")
-    async def record_lessons(self, call: dict[str, Any]) -> dict[str, Any]: ...
+    @actormethod(name=APPLY_UPDATE)
+    async def on_apply_update(self, call: Any) -> dict[str, Any]: ...
 
-    @actormethod(name="GetStatus")
-    async def get_status(self) -> dict[str, Any]: ...
+    @actormethod(name=RECORD_LESSONS)
+    async def on_record_lessons(self, call: Any) -> dict[str, Any]: ...
 
-    @actormethod(name="GetProjection")
-    async def get_projection(self) -> dict[str, Any]: ...
+    @actormethod(name=GET_STATUS)
+    async def on_get_status(self) -> dict[str, Any]: ...
+
+    @actormethod(name=GET_PROJECTION)
+    async def on_get_projection(self) -> dict[str, Any]: ...
 
 
 class StoredLearner(BaseModel):
@@ -94,15 +107,14 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         self._stored: StoredLearner | None = None
         self._reminder_armed = False
 
-    async def apply_update(self, call: dict[str, Any]) -> dict[str, Any]:
-        """``call``: ``{"update": <ProgressUpdateRequest>, "not_after": <epoch seconds>}``;
-        answers ``{"status": ...}``, or ``{"expired": true}`` with nothing applied."""
-        if expired(call.get("not_after")):
-            return {"expired": True}
-        request = ProgressUpdateRequest.model_validate(call["update"])
-        return await self._turns.run(self.id.id, lambda: self._apply_update(request))
+    async def on_apply_update(self, call: Any) -> dict[str, Any]:
+        update = ApplyUpdateCall.from_wire(call)
+        if expired(update.not_after):
+            return UpdateExpired().model_dump(mode="json")
+        answer = await self._turns.run(self.id.id, lambda: self._apply_update(update.update))
+        return answer.model_dump(mode="json")
 
-    async def _apply_update(self, request: ProgressUpdateRequest) -> dict[str, Any]:
+    async def _apply_update(self, request: ProgressUpdateRequest) -> UpdateTaken:
         stored = await self._load()
         result = apply_update(stored.progress, request)
         if not result.applied:
@@ -121,15 +133,14 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
             unsent = self._unsent(stored)
             await self._save(StoredLearner(progress=result.state, outbox=[*unsent, event]))
             self._events.send_soon(PROGRESS_UPDATED_TOPIC, event)
-        return {"status": learner_status(result.state, datetime.now(UTC)).model_dump(mode="json")}
+        return UpdateTaken(status=learner_status(result.state, datetime.now(UTC)))
 
-    async def record_lessons(self, call: dict[str, Any]) -> dict[str, Any]:
-        """``call``: ``{"lessons": [<LessonGeneratedV1>, ...]}``, the learner's, in order;
-        answers ``{"applied": <how many were new>}``."""
-        lessons = [LessonGeneratedV1.model_validate(lesson) for lesson in call["lessons"]]
-        return await self._turns.run(self.id.id, lambda: self._record_lessons(lessons))
+    async def on_record_lessons(self, call: Any) -> dict[str, Any]:
+        lessons = RecordLessonsCall.model_validate(call).lessons
+        answer = await self._turns.run(self.id.id, lambda: self._record_lessons(lessons))
+        return answer.model_dump(mode="json")
 
-    async def _record_lessons(self, lessons: list[LessonGeneratedV1]) -> dict[str, Any]:
+    async def _record_lessons(self, lessons: list[LessonGeneratedV1]) -> LessonsRecorded:
         stored = await self._load()
         progress = stored.progress
         applied = 0
@@ -140,13 +151,13 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         if applied:
             await self._save(StoredLearner(progress=progress, outbox=self._unsent(stored)))
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
-        return {"applied": applied}
+        return LessonsRecorded(applied=applied)
 
-    async def get_status(self) -> dict[str, Any]:
+    async def on_get_status(self) -> dict[str, Any]:
         stored = await self._turns.run(self.id.id, self._load)
         return learner_status(stored.progress, datetime.now(UTC)).model_dump(mode="json")
 
-    async def get_projection(self) -> dict[str, Any]:
+    async def on_get_projection(self) -> dict[str, Any]:
         stored = await self._turns.run(self.id.id, self._load)
         return progress_projection(stored.progress).model_dump(mode="json")
 

@@ -1,16 +1,17 @@
 """The port routes use to reach a learner's progress, and its adapter: the learner's actor.
 
-Every call answers within ``deadline_seconds``. An update either is applied and answered, or is
-refused before anything is applied (too many pending for the learner: 429; its actor turn came
-too late: 503 naming the failing part, or ``learner_busy`` when nothing failed), or — only when
-a dependency fails mid-call — answers 503/504 naming the failing part, and then a retry with the
-same ``attempt_id`` is applied at most once.
+Every call answers within the request deadline (split by ``CallDeadlines``, from the settings).
+An update either is applied and answered, or is refused before anything is applied (too many
+pending for the learner: 429; its actor turn came too late: 503 naming the failing part, or
+``learner_busy`` when nothing failed), or — only when a dependency fails mid-call — answers
+503/504 naming the failing part, and then a retry with the same ``attempt_id`` is applied at most
+once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
@@ -22,20 +23,32 @@ from learnflow_service_kit.sidecar_client import (
     SidecarClient,
     SidecarUnavailable,
 )
+from pydantic import BaseModel
 
 from user_progress.admission import PerLearnerAdmission
 from user_progress.domain import LearnerStatus, ProgressUpdateRequest
-from user_progress.progress_actor import ACTOR_TYPE
+from user_progress.progress_protocol import (
+    ACTOR_TYPE,
+    APPLY_UPDATE,
+    GET_PROJECTION,
+    GET_STATUS,
+    RECORD_LESSONS,
+    UPDATE_ANSWER,
+    ApplyUpdateCall,
+    LessonsRecorded,
+    RecordLessonsCall,
+    UpdateExpired,
+)
+from user_progress.settings import CallDeadlines
 
-# Of the deadline: what the failure diagnosis may take, and what the turn itself may take
-# (an update must *start* before the rest has passed, or it is refused).
-_DIAGNOSIS_SECONDS = 0.8
-_TURN_SECONDS = 0.7
 _RETRY_HINT = "retry later; an update retried with the same attempt_id is applied at most once"
 
 
 class ProgressGateway(Protocol):
-    async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus: ...
+    async def record_progress(self, update: ProgressUpdateRequest) -> LearnerStatus:
+        """Apply one update (at most once per ``attempt_id``); the learner's status after it."""
+        ...
+
     async def record_lessons(self, learner_id: str, events: Sequence[LessonGeneratedV1]) -> int:
         """Apply a learner's lesson-generated events in order; returns how many were new."""
         ...
@@ -46,17 +59,20 @@ class ProgressGateway(Protocol):
 
 class ActorProgressGateway:
     def __init__(
-        self, dapr: SidecarClient, deadline_seconds: float, max_pending_per_learner: int
+        self, dapr: SidecarClient, deadlines: CallDeadlines, max_pending_per_learner: int
     ) -> None:
         self._dapr = dapr
-        self._call_timeout = deadline_seconds - _DIAGNOSIS_SECONDS
-        self._start_within = self._call_timeout - _TURN_SECONDS
+        self._deadlines = deadlines
         self._admission = PerLearnerAdmission(max_pending_per_learner)
 
-    async def _call(self, learner_id: str, method: str, data: Any = None) -> Any:
+    async def _call(self, learner_id: str, method: str, call: BaseModel | None = None) -> object:
         try:
             return await self._dapr.invoke_actor(
-                ACTOR_TYPE, learner_id, method, data, timeout=self._call_timeout
+                ACTOR_TYPE,
+                learner_id,
+                method,
+                None if call is None else call.model_dump(mode="json"),
+                timeout=self._deadlines.actor_call_seconds,
             )
         except PlacementUnavailable as failure:
             raise dependency_failed("actor_placement", _RETRY_HINT) from failure
@@ -65,17 +81,15 @@ class ActorProgressGateway:
             # half-written, whichever part failed.
             raise dependency_failed(await self._dapr.failing_part(), _RETRY_HINT) from failure
 
-    async def apply_update(self, update: ProgressUpdateRequest) -> LearnerStatus:
+    async def record_progress(self, update: ProgressUpdateRequest) -> LearnerStatus:
         async with self._admission.admit(update.learner_id):
-            answer = await self._call(
-                update.learner_id,
-                "ApplyUpdate",
-                {
-                    "update": update.model_dump(mode="json"),
-                    "not_after": deadline_after(self._start_within),
-                },
+            call = ApplyUpdateCall(
+                update=update, not_after=deadline_after(self._deadlines.update_start_seconds)
             )
-        if answer.get("expired"):
+            answer = UPDATE_ANSWER.validate_python(
+                await self._call(update.learner_id, APPLY_UPDATE, call)
+            )
+        if isinstance(answer, UpdateExpired):
             # Queued behind a turn that hung on a failing part, or just too many updates.
             part = await self._dapr.failing_part()
             if part != "unknown":
@@ -87,15 +101,14 @@ class ActorProgressGateway:
                 "retry later",
                 headers={"Retry-After": "1"},
             )
-        return LearnerStatus.model_validate(answer["status"])
+        return answer.status
 
     async def record_lessons(self, learner_id: str, events: Sequence[LessonGeneratedV1]) -> int:
-        lessons = [event.model_dump(mode="json") for event in events]
-        result = await self._call(learner_id, "RecordLessons", {"lessons": lessons})
-        return int(result["applied"])
+        answer = await self._call(learner_id, RECORD_LESSONS, RecordLessonsCall(lessons=[*events]))
+        return LessonsRecorded.model_validate(answer).applied
 
     async def status(self, learner_id: str) -> LearnerStatus:
-        return LearnerStatus.model_validate(await self._call(learner_id, "GetStatus"))
+        return LearnerStatus.model_validate(await self._call(learner_id, GET_STATUS))
 
     async def projection(self, learner_id: str) -> ProgressProjectionV1:
-        return ProgressProjectionV1.model_validate(await self._call(learner_id, "GetProjection"))
+        return ProgressProjectionV1.model_validate(await self._call(learner_id, GET_PROJECTION))

@@ -46,11 +46,11 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         )
 
     progress = adapters.progress or ActorProgressGateway(
-        dapr, settings.request_deadline_seconds, settings.max_pending_updates_per_learner
+        dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
     )
     return ServiceParts(
-        routers=[router],
-        state={"progress": progress},
+        routers=[router],  # the public routes and the lesson-generated delivery route
+        state={"progress": progress},  # read by progress_routes.gateway
         actors=[HostedActor(LearnerProgressActor, build_actor)],
         closers=[events.drain, actor_sidecar.aclose],
     )

@@ -30,7 +30,7 @@ def fresh_state(learner_id: str) -> LearnerProgress:
 
 @pytest.fixture
 def valid_payload(learner_id: str, now: datetime) -> dict[str, Any]:
-    """A JSON-like body of POST /progress, as a client would send it."""
+    """A JSON-like body of POST /update-progress, as a client would send it."""
     return {
         "learner_id": learner_id,
         "lesson_id": "lesson-1",

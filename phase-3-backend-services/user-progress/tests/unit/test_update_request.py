@@ -1,11 +1,12 @@
-"""Validation of POST /progress bodies: every rejection names the offending field."""
+"""Validation of POST /update-progress bodies: every rejection names the offending field."""
 
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from user_progress.domain import ProgressUpdateRequest, parse_learner_id
+from user_progress.domain import ProgressUpdateRequest
+from user_progress.domain.update_request import EDGE_VALIDATED
 
 
 def _validate(payload: dict[str, Any], now: datetime) -> ProgressUpdateRequest:
@@ -172,12 +173,31 @@ def test_without_context_the_real_clock_is_used(valid_payload: dict[str, Any]) -
         ProgressUpdateRequest.model_validate(valid_payload)
 
 
+def test_an_update_validated_at_the_edge_is_not_judged_again_by_another_clock(
+    valid_payload: dict[str, Any], now: datetime
+) -> None:
+    valid_payload["occurred_at"] = (now + timedelta(minutes=4)).isoformat()
+    at_the_edge = _validate(valid_payload, now)
+    # The learner's actor, on a replica whose clock is 2 minutes behind, takes it as it is.
+    behind = now - timedelta(minutes=2)
+    carried = at_the_edge.model_dump(mode="json")
+
+    with pytest.raises(ValidationError):
+        ProgressUpdateRequest.model_validate(carried, context={"now": behind})
+    assert ProgressUpdateRequest.model_validate(carried, context=EDGE_VALIDATED) == at_the_edge
+
+
 @pytest.mark.parametrize("learner_id", ["learner-1", "a", "user@example.com", "L" * 128])
-def test_parse_learner_id_accepts_valid_ids(learner_id: str) -> None:
-    assert parse_learner_id(learner_id) == learner_id
+def test_valid_learner_ids_are_accepted(
+    valid_payload: dict[str, Any], now: datetime, learner_id: str
+) -> None:
+    valid_payload["learner_id"] = learner_id
+    assert _validate(valid_payload, now).learner_id == learner_id
 
 
 @pytest.mark.parametrize("learner_id", ["", "-x", "a b", "L" * 129, "ünicode"])
-def test_parse_learner_id_rejects_invalid_ids(learner_id: str) -> None:
-    with pytest.raises(ValueError, match="String should"):
-        parse_learner_id(learner_id)
+def test_invalid_learner_ids_are_rejected(
+    valid_payload: dict[str, Any], now: datetime, learner_id: str
+) -> None:
+    valid_payload["learner_id"] = learner_id
+    assert _rejected_fields(valid_payload, now) == [("learner_id",)]

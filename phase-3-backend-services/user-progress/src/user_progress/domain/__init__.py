@@ -6,21 +6,19 @@ from user_progress.domain.apply import (
     apply_lesson_generated,
     apply_update,
 )
-from user_progress.domain.identifiers import Identifier, parse_learner_id
 from user_progress.domain.mastery import TopicMastery, TopicStanding
 from user_progress.domain.progress_event import progress_updated_event
 from user_progress.domain.projection import progress_projection, suggest_level
-from user_progress.domain.state import LearnerProgress, LessonRecord, empty_progress
+from user_progress.domain.state import KnownLesson, LearnerProgress, empty_progress
 from user_progress.domain.status import LearnerStatus, TopicMasteryView, learner_status
 from user_progress.domain.update_request import ProgressUpdateRequest
 
 __all__ = [
     "ApplyResult",
-    "Identifier",
+    "KnownLesson",
     "LearnerMismatchError",
     "LearnerProgress",
     "LearnerStatus",
-    "LessonRecord",
     "ProgressUpdateRequest",
     "TopicMastery",
     "TopicMasteryView",
@@ -29,7 +27,6 @@ __all__ = [
     "apply_update",
     "empty_progress",
     "learner_status",
-    "parse_learner_id",
     "progress_projection",
     "progress_updated_event",
     "suggest_level",

@@ -27,9 +27,9 @@ from learnflow_contracts.events import LessonGeneratedV1
 
 from user_progress.domain.mastery import TopicMastery, ewma_mastery
 from user_progress.domain.state import (
+    KnownLesson,
     LastActivity,
     LearnerProgress,
-    LessonRecord,
     ScoreEntry,
 )
 from user_progress.domain.update_request import ProgressUpdateRequest
@@ -55,7 +55,7 @@ def apply_update(state: LearnerProgress, update: ProgressUpdateRequest) -> Apply
     if not topic_was_known and update.topic is not None:
         lesson.topic = update.topic
 
-    _record_progress(lesson, update, sequence=new_state.version)
+    _add_progress(lesson, update, sequence=new_state.version)
     new_state.active_days.add(update.occurred_at.astimezone(UTC).date())
     _advance_last_activity(new_state, update)
     if lesson.topic is not None and (update.score is not None or not topic_was_known):
@@ -80,9 +80,7 @@ def apply_lesson_generated(state: LearnerProgress, event: LessonGeneratedV1) -> 
     return ApplyResult(new_state, applied=True)
 
 
-def _copy_for_change(
-    state: LearnerProgress, lesson_id: str
-) -> tuple[LearnerProgress, LessonRecord]:
+def _copy_for_change(state: LearnerProgress, lesson_id: str) -> tuple[LearnerProgress, KnownLesson]:
     """The next version of ``state``, and its copy of the lesson about to change.
 
     Copy-on-write: the containers an update changes are new, the one lesson it changes is a copy,
@@ -93,7 +91,7 @@ def _copy_for_change(
     lessons = dict(state.lessons)
     current = lessons.get(lesson_id)
     lesson = (
-        LessonRecord()
+        KnownLesson()
         if current is None
         else current.model_copy(update={"scores": list(current.scores)})
     )
@@ -117,7 +115,7 @@ def _require_same_learner(state: LearnerProgress, learner_id: str) -> None:
         )
 
 
-def _record_progress(lesson: LessonRecord, update: ProgressUpdateRequest, sequence: int) -> None:
+def _add_progress(lesson: KnownLesson, update: ProgressUpdateRequest, sequence: int) -> None:
     at = update.occurred_at
     lesson.started_at = _earliest(lesson.started_at, at)
     lesson.last_activity_at = _latest(lesson.last_activity_at, at)

@@ -11,7 +11,7 @@ Deduplication
   most 128 characters and grow the document no faster than the score history itself
   (about 40 bytes per attempt with typical ids, so 10,000 attempts ~ 0.4 MB).
 * ``lesson-generated`` events: a lesson whose ``assigned_at`` is set has had its event
-  applied; ``lesson_id`` is the dedupe key and the lesson record is the marker, so there is no
+  applied; ``lesson_id`` is the dedupe key and the known lesson is the marker, so there is no
   second set to keep in step.
 
 ``schema_version`` is bumped on any change to this document's shape; a loader for the old
@@ -22,11 +22,11 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from learnflow_contracts.events import ProgressEventKind
+from learnflow_contracts.identifiers import Identifier
 from learnflow_contracts.levels import Level
 from learnflow_contracts.strict import StrictModel
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
-from user_progress.domain.identifiers import Identifier
 from user_progress.domain.mastery import TopicMastery
 
 
@@ -37,8 +37,10 @@ class ScoreEntry(StrictModel):
     sequence: int = Field(ge=1)
 
 
-class LessonRecord(BaseModel):
-    """One lesson of the learner, from its ``lesson-generated`` event and/or its progress."""
+class KnownLesson(BaseModel):
+    """One lesson of the learner as User Progress knows it, from its ``lesson-generated`` event
+    and/or its progress (an entry of ``LearnerProgress.lessons``; not the Course Agent's stored
+    lesson)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -73,7 +75,7 @@ class LearnerProgress(BaseModel):
     learner_id: Identifier
     # Incremented by every applied update or event; 0 for a learner with no records.
     version: int = Field(default=0, ge=0)
-    lessons: dict[str, LessonRecord] = Field(default_factory=dict)
+    lessons: dict[str, KnownLesson] = Field(default_factory=dict)
     applied_attempt_ids: set[str] = Field(default_factory=set)
     topic_mastery: dict[str, TopicMastery] = Field(default_factory=dict)
     # UTC calendar days with at least one progress update (for the streak).
