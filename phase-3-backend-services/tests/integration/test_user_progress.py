@@ -89,6 +89,25 @@ def test_an_update_is_an_actor_state_row_in_postgres(
     assert set(stored) == {"progress", "outbox"}
 
 
+def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sent(
+    stack: Stack, pg: psycopg.Connection[Any]
+) -> None:
+    # The Dapr SDK's default JSON decoder turned these into datetimes and timedeltas (an id
+    # like this one failed every actor call); the actors decode plain JSON.
+    learner = _learner()
+    update = _update(learner, attempt_id=f"2025-05-10-quiz-{uuid.uuid4().hex[:6]}", topic="10m")
+    url = f"{stack.app('user-progress').url}/update-progress"
+
+    first = httpx.post(url, json=update, timeout=10, headers=stack.auth_headers())
+    again = httpx.post(url, json=update, timeout=10, headers=stack.auth_headers())
+
+    assert first.status_code == 200, first.text
+    assert again.json() == first.json()
+    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    assert stored["progress"]["applied_attempt_ids"] == [update["attempt_id"]]
+    assert "10m" in first.text
+
+
 def test_a_retried_attempt_is_applied_once(stack: Stack) -> None:
     learner = _learner()
     update = _update(learner, score=40)

@@ -18,6 +18,7 @@ from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import APIRouter, FastAPI
 
+from learnflow_service_kit.actor_json import PlainJsonSerializer
 from learnflow_service_kit.app import connect_sidecar, install_service_plumbing
 from learnflow_service_kit.dapr_app_token import hide_dapr_routes
 from learnflow_service_kit.observability import configure_logging
@@ -64,7 +65,12 @@ def build_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hosted in parts.actors:
-            await actors.register_actor(hosted.actor_type, actor_factory=hosted.build)
+            await actors.register_actor(
+                hosted.actor_type,
+                actor_factory=hosted.build,
+                message_serializer=PlainJsonSerializer(),
+                state_serializer=PlainJsonSerializer(),
+            )
         stop = asyncio.Event()
         running = [asyncio.create_task(task(stop)) for task in parts.background]
         yield

@@ -16,7 +16,7 @@ from learnflow_service_kit.backoff import Backoff
 from learnflow_service_kit.service_app import HostedActor, ServiceParts
 from learnflow_service_kit.sidecar_client import SidecarClient
 
-from user_progress.api import router
+from user_progress import delivery_routes, progress_routes
 from user_progress.event_sender import EventSender
 from user_progress.progress_actor import LearnerProgressActor
 from user_progress.progress_gateway import ActorProgressGateway, ProgressGateway
@@ -49,7 +49,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
     )
     return ServiceParts(
-        routers=[router],  # the public routes and the lesson-generated delivery route
+        routers=[progress_routes.router, delivery_routes.router],
         state={"progress": progress},  # read by progress_routes.gateway
         actors=[HostedActor(LearnerProgressActor, build_actor)],
         closers=[events.drain, actor_sidecar.aclose],
