@@ -17,7 +17,6 @@ from learnflow_service_kit.sidecar_client import SidecarClient
 
 from course_agent.api import router
 from course_agent.domain.errors import CourseAgentError
-from course_agent.domain.prompt_catalog import PromptCatalog
 from course_agent.generation_actor import LessonGenerationActor
 from course_agent.lesson_service import GenerationPolicy, LessonPorts, LessonService
 from course_agent.lesson_store import LessonStore
@@ -25,6 +24,7 @@ from course_agent.llm.factory import build_lesson_generator
 from course_agent.llm.port import LessonGenerator
 from course_agent.llm_budget import LlmBudget
 from course_agent.progress_source import DaprProgressSource, ProgressSource
+from course_agent.prompt_files import load_prompt_catalog
 from course_agent.settings import Settings
 from course_agent.tokenizer import TokenCounter
 
@@ -61,7 +61,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
     )
     service = LessonService(
         ports,
-        PromptCatalog.load(settings.prompts_dir),
+        load_prompt_catalog(settings.prompts_dir),
         TokenCounter(settings.llm_model).count,
         policy,
     )

@@ -8,6 +8,7 @@ import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
+from course_agent.prompt_files import load_prompt_catalog
 from course_agent.settings import Settings
 from course_agent.tokenizer import TokenCounter
 from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
@@ -66,7 +67,7 @@ def valid_lesson() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def catalog() -> PromptCatalog:
-    return PromptCatalog.load(PROMPTS_DIR)
+    return load_prompt_catalog(PROMPTS_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog, as_prompt_data
+from course_agent.prompt_files import load_prompt_catalog
 from course_agent.tokenizer import TokenCounter
 from jinja2.exceptions import SecurityError, UndefinedError
 from learnflow_contracts.levels import Level
@@ -168,7 +169,7 @@ def test_manifest_must_point_active_at_a_listed_version(tmp_path: Path) -> None:
     _write_catalog(tmp_path, manifest, {"s.j2": "s", "u.j2": "u"})
 
     with pytest.raises(ValidationError, match="active version 'v9'"):
-        PromptCatalog.load(tmp_path)
+        load_prompt_catalog(tmp_path)
 
 
 def test_templates_cannot_use_undefined_variables_or_reach_python_internals(
@@ -183,7 +184,7 @@ def test_templates_cannot_use_undefined_variables_or_reach_python_internals(
         "missing.j2": "{{ topc }}",
         "evil.j2": "{{ topic.__class__.__mro__ }}",
     }
-    catalog = PromptCatalog.load(_write_catalog(tmp_path, manifest, templates))
+    catalog = load_prompt_catalog(_write_catalog(tmp_path, manifest, templates))
 
     with pytest.raises(UndefinedError):
         catalog.get("lesson", "v1").render(request_, Level.BEGINNER, None)

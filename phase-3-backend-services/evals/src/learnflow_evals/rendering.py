@@ -7,6 +7,7 @@ from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
 from course_agent.llm.parameters import GenerationParameters
 from course_agent.llm.recording import recording_key
+from course_agent.prompt_files import load_prompt_catalog
 from course_agent.tokenizer import TokenCounter
 
 from learnflow_evals.cases import MODEL, PROMPTS_DIR, TOKEN_BUDGET, EvalCase
@@ -20,7 +21,7 @@ class Renderer:
 
     @classmethod
     def create(cls, prompts_dir: Path = PROMPTS_DIR) -> "Renderer":
-        return cls(PromptCatalog.load(prompts_dir), TokenCounter(MODEL), GenerationParameters())
+        return cls(load_prompt_catalog(prompts_dir), TokenCounter(MODEL), GenerationParameters())
 
     def render(self, case: EvalCase) -> RenderedPrompt:
         return build_lesson_prompt(

@@ -83,7 +83,6 @@ def build_service_app(
         await sidecar.aclose()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
     for name, value in parts.state.items():
         setattr(app.state, name, value)
     install_service_plumbing(

@@ -1,4 +1,4 @@
-"""Versioned prompt templates: ``prompts/manifest.yaml`` names each prompt's versions and files.
+"""Versioned prompt templates, compiled (``prompt_files.py`` reads them from ``prompts/``).
 
 Templates are ours and trusted; learner text is never part of a template. It only ever
 arrives as a variable, already passed through ``as_prompt_data``, and the sandbox plus
@@ -8,21 +8,14 @@ StrictUndefined keep a template bug from reaching beyond the variables it was gi
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import yaml
-from jinja2 import FileSystemLoader, StrictUndefined, Template
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template
 from learnflow_contracts.levels import Level
-from learnflow_contracts.strict import StrictModel
-from pydantic import model_validator
 
 from course_agent.domain.chat import ChatMessage
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.personalisation import Personalisation
-
-MANIFEST_FILE = "manifest.yaml"
 
 
 def as_prompt_data(text: str) -> str:
@@ -35,26 +28,6 @@ def as_prompt_data(text: str) -> str:
     text = "".join(char for char in text if unicodedata.category(char) != "Cc" or char.isspace())
     text = " ".join(text.split())
     return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-class _VersionFiles(StrictModel):
-    system: str
-    user: str
-
-
-class _PromptEntry(StrictModel):
-    active: str
-    versions: dict[str, _VersionFiles]
-
-    @model_validator(mode="after")
-    def _active_exists(self) -> Self:
-        if self.active not in self.versions:
-            raise ValueError(f"active version {self.active!r} is not among {sorted(self.versions)}")
-        return self
-
-
-class _Manifest(StrictModel):
-    prompts: dict[str, _PromptEntry]
 
 
 @dataclass(frozen=True)
@@ -100,41 +73,13 @@ def _template_variables(
 
 
 class PromptCatalog:
-    """All prompt versions, compiled at load so a broken template fails at startup."""
+    """All prompt versions, compiled when read so a broken template fails at startup."""
 
     def __init__(
         self, templates: Mapping[str, Mapping[str, PromptTemplate]], active: Mapping[str, str]
     ):
         self._templates = templates
         self._active = active
-
-    @classmethod
-    def load(cls, prompts_dir: Path) -> Self:
-        manifest = _Manifest.model_validate(
-            yaml.safe_load((prompts_dir / MANIFEST_FILE).read_text())
-        )
-        # Prompts are plain text for a model, not HTML, so HTML autoescaping does not apply;
-        # learner text is made inert by as_prompt_data before it reaches a template.
-        environment = SandboxedEnvironment(
-            loader=FileSystemLoader(prompts_dir),
-            undefined=StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        templates = {
-            prompt_id: {
-                version: PromptTemplate(
-                    prompt_id=prompt_id,
-                    version=version,
-                    system=environment.get_template(files.system),
-                    user=environment.get_template(files.user),
-                )
-                for version, files in entry.versions.items()
-            }
-            for prompt_id, entry in manifest.prompts.items()
-        }
-        return cls(templates, {prompt_id: e.active for prompt_id, e in manifest.prompts.items()})
 
     def versions(self, prompt_id: str) -> tuple[str, ...]:
         return tuple(self._templates[prompt_id])
