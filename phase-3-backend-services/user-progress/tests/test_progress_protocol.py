@@ -70,12 +70,13 @@ def test_an_update_call_is_the_json_it_always_was() -> None:
 
 def test_the_actor_does_not_judge_occurred_at_again_by_its_own_clock() -> None:
     # Validated by the route on a replica whose clock is ahead of the actor's host.
-    ahead = (NOW + timedelta(minutes=7)).isoformat()
-    wire = {"update": _update(occurred_at=ahead), "not_after": 1.0}
+    # Taken when the test runs, not at collection: a long run must not age it into the past.
+    ahead = datetime.now(UTC) + timedelta(minutes=7)
+    wire = {"update": _update(occurred_at=ahead.isoformat()), "not_after": 1.0}
 
     with pytest.raises(ValidationError):
         ApplyUpdateCall.model_validate(wire)
-    assert ApplyUpdateCall.from_wire(wire).update.occurred_at == NOW + timedelta(minutes=7)
+    assert ApplyUpdateCall.from_wire(wire).update.occurred_at == ahead
 
 
 @pytest.mark.parametrize(
