@@ -64,14 +64,21 @@ def llm_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmStub]:
 LLM_LESSONS_PER_HOUR = 25
 
 
-@pytest.fixture(scope="session")
-def stack(llm_stub: LlmStub) -> Iterator[Stack]:
-    agent_env = {
+def stub_llm_env(llm_stub: LlmStub, timeout_seconds: int) -> dict[str, str]:
+    """The Course Agent's settings for the LLM stub: the openai provider, no retries."""
+    return {
         "COURSE_AGENT_LLM_PROVIDER": "openai",
         "COURSE_AGENT_LLM_BASE_URL": f"{llm_stub.url}/v1",
         "COURSE_AGENT_LLM_API_KEY": "stub-key",  # the stub ignores it; not a secret
-        "COURSE_AGENT_LLM_TIMEOUT_SECONDS": "3",
+        "COURSE_AGENT_LLM_TIMEOUT_SECONDS": str(timeout_seconds),
         "COURSE_AGENT_LLM_MAX_RETRIES": "0",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(llm_stub: LlmStub) -> Iterator[Stack]:
+    agent_env = {
+        **stub_llm_env(llm_stub, timeout_seconds=3),
         "COURSE_AGENT_OUTBOX_RELAY_SECONDS": "1",
         "COURSE_AGENT_LLM_LESSONS_PER_LEARNER_PER_HOUR": str(LLM_LESSONS_PER_HOUR),
     }

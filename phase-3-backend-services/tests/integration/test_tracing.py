@@ -21,7 +21,7 @@ from learnflow_stack import services
 from learnflow_stack.dapr import render_resources
 from learnflow_stack.stack import Stack
 
-from .conftest import LlmStub
+from .conftest import LlmStub, stub_llm_env
 from .test_foundation import _listening_sockets
 
 pytestmark = pytest.mark.integration
@@ -29,13 +29,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def traced_stack(llm_stub: LlmStub) -> Iterator[Stack]:
-    agent_env = {
-        "COURSE_AGENT_LLM_PROVIDER": "openai",
-        "COURSE_AGENT_LLM_BASE_URL": f"{llm_stub.url}/v1",
-        "COURSE_AGENT_LLM_API_KEY": "stub-key",  # the stub ignores it; not a secret
-        "COURSE_AGENT_LLM_TIMEOUT_SECONDS": "5",
-        "COURSE_AGENT_LLM_MAX_RETRIES": "0",
-    }
+    agent_env = stub_llm_env(llm_stub, timeout_seconds=5)
     with Stack(
         [services.user_progress(), services.course_agent(agent_env)], tracing=True
     ) as running:
