@@ -16,6 +16,7 @@ from learnflow_service_kit.outbox import (
     outbox_shard_key,
 )
 from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
+from learnflow_service_kit.sidecar_http import HttpxSidecar
 
 
 class FakeSidecar:
@@ -118,9 +119,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def outbox(sidecar: FakeSidecar, clock: Clock) -> Outbox:
-    def connect() -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
+    def connect() -> HttpxSidecar:
+        return HttpxSidecar(
+            httpx.AsyncClient(
+                base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
+            )
         )
 
     return Outbox(SidecarClient(connect, store="statestore", pubsub="pubsub"), clock=clock)

@@ -19,6 +19,7 @@ from learnflow_service_kit.sidecar_client import (
     StateStoreUnavailable,
     Upsert,
 )
+from learnflow_service_kit.sidecar_http import HttpxSidecar
 
 SIDECAR = "http://127.0.0.1:3500"
 
@@ -26,7 +27,7 @@ SIDECAR = "http://127.0.0.1:3500"
 @pytest.fixture
 async def dapr() -> AsyncIterator[SidecarClient]:
     async with httpx.AsyncClient(base_url=SIDECAR) as http:
-        yield SidecarClient(lambda: http, store="statestore", pubsub="pubsub")
+        yield SidecarClient(lambda: HttpxSidecar(http), store="statestore", pubsub="pubsub")
 
 
 @respx.mock
@@ -96,9 +97,11 @@ async def test_a_pool_that_hands_out_no_connection_is_replaced_and_liveness_tell
     def stuck(request: httpx.Request) -> httpx.Response:
         raise httpx.PoolTimeout("no connection available")
 
-    def connect() -> httpx.AsyncClient:
+    def connect() -> HttpxSidecar:
         pools.append(len(pools))
-        return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(stuck))
+        return HttpxSidecar(
+            httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(stuck))
+        )
 
     dapr = SidecarClient(connect, store="statestore", pubsub="pubsub")
     assert len(pools) == 2  # the main pool and the probes' own
@@ -120,8 +123,10 @@ async def test_liveness_fails_after_30_s_without_a_connection_and_recovers_with_
             raise httpx.PoolTimeout("no connection available")
         return httpx.Response(204)
 
-    def connect() -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(sidecar))
+    def connect() -> HttpxSidecar:
+        return HttpxSidecar(
+            httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(sidecar))
+        )
 
     dapr = SidecarClient(connect, store="statestore", pubsub="pubsub", clock=lambda: now[0])
     for seconds in (0.0, 10.0, 20.5, 30.5):  # rebuilt pools fail the same
@@ -159,7 +164,10 @@ async def test_an_actor_call_fails_fast_when_the_sidecar_loses_placement(
 @respx.mock
 async def test_the_failing_part_is_named_from_probes() -> None:
     dapr = SidecarClient(
-        lambda: httpx.AsyncClient(base_url=SIDECAR), "statestore", "pubsub", probe_shared_seconds=0
+        lambda: HttpxSidecar(httpx.AsyncClient(base_url=SIDECAR)),
+        "statestore",
+        "pubsub",
+        probe_shared_seconds=0,
     )
     health = respx.get(f"{SIDECAR}/v1.0/healthz")
     metadata = respx.get(f"{SIDECAR}/v1.0/metadata")

@@ -4,7 +4,7 @@ consumer spans in the producer's trace, span names without keys or ids, off by d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from learnflow_service_kit import tracing
 from learnflow_service_kit.observability import configure_logging
+from learnflow_service_kit.sidecar_http import HttpxSidecar
 from learnflow_service_kit.tracing import (
-    TracedTransport,
+    TracedSidecar,
     TracingSettings,
     add_trace_ids,
     context_from_cloud_event,
@@ -24,7 +25,7 @@ from learnflow_service_kit.tracing import (
     llm_span,
     record_llm_usage,
     start_consumer_span,
-    traced_transport,
+    traced_sidecar,
 )
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -78,11 +79,21 @@ def test_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     middleware_before = list(app.user_middleware)
     assert install_tracing(app) is False
     assert app.user_middleware == middleware_before
-    inner = httpx.MockTransport(lambda request: httpx.Response(204))
-    assert traced_transport(inner) is inner  # the sidecar client's transport is untouched
+    inner = HttpxSidecar(
+        httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
+    )
+    assert traced_sidecar(inner, "127.0.0.1", 3500) is inner  # the sidecar client's port untouched
 
 
 # -- a traced app calling its sidecar ------------------------------------------------------------
+
+
+def traced(daprd: Callable[[httpx.Request], httpx.Response]) -> TracedSidecar:
+    """The sidecar client's HTTP port, traced, over a scripted daprd."""
+    client = httpx.AsyncClient(
+        base_url="http://127.0.0.1:3500", transport=httpx.MockTransport(daprd)
+    )
+    return TracedSidecar(HttpxSidecar(client), "127.0.0.1", 3500)
 
 
 def traced_app(exporter: InMemorySpanExporter, sidecar_calls: list[httpx.Request]) -> FastAPI:
@@ -95,18 +106,16 @@ def traced_app(exporter: InMemorySpanExporter, sidecar_calls: list[httpx.Request
 
     @app.post("/work")
     async def work() -> dict[str, Any]:
-        async with httpx.AsyncClient(
-            base_url="http://127.0.0.1:3500", transport=TracedTransport(httpx.MockTransport(daprd))
-        ) as sidecar:
-            await sidecar.post("/v1.0/state/statestore/transaction", json={"operations": []})
+        sidecar = traced(daprd)
+        await sidecar.request("POST", "/v1.0/state/statestore/transaction", json={"operations": []})
+        await sidecar.aclose()
         return {"trace_id": tracing.format_trace_id()}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        async with httpx.AsyncClient(
-            base_url="http://127.0.0.1:3500", transport=TracedTransport(httpx.MockTransport(daprd))
-        ) as sidecar:
-            await sidecar.get("/v1.0/healthz")
+        sidecar = traced(daprd)
+        await sidecar.request("GET", "/v1.0/healthz")
+        await sidecar.aclose()
         return {}
 
     assert install_tracing(app, ON, provider=provider)

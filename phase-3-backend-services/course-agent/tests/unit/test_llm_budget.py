@@ -6,6 +6,7 @@ import httpx
 import pytest
 from course_agent.llm_budget import LlmBudget, LlmBudgetExceeded, budget_key, budget_window
 from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry
+from learnflow_service_kit.sidecar_http import HttpxSidecar
 
 
 def test_the_budget_window_is_the_clock_hour_and_says_how_long_is_left() -> None:
@@ -57,9 +58,11 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def budget(store: FakeStore) -> LlmBudget:
-    def connect() -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url="http://sidecar", transport=httpx.MockTransport(store.handle)
+    def connect() -> HttpxSidecar:
+        return HttpxSidecar(
+            httpx.AsyncClient(
+                base_url="http://sidecar", transport=httpx.MockTransport(store.handle)
+            )
         )
 
     return LlmBudget(SidecarClient(connect, store="statestore", pubsub="pubsub"), per_hour=3)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 from fastapi import FastAPI
-from httpx_aiohttp import AiohttpTransport
 from learnflow_contracts.names import PUBSUB, STATESTORE
 from pydantic import SecretStr
 
@@ -21,7 +19,8 @@ from learnflow_service_kit.errors import install_error_handlers
 from learnflow_service_kit.health import health_router
 from learnflow_service_kit.observability import install_metrics
 from learnflow_service_kit.sidecar_client import SidecarClient
-from learnflow_service_kit.tracing import install_tracing, traced_transport
+from learnflow_service_kit.sidecar_http import AiohttpSidecar, SidecarHttp
+from learnflow_service_kit.tracing import install_tracing, traced_sidecar
 
 
 def connect_sidecar(dapr_http_port: int, dapr_api_token: SecretStr | None = None) -> SidecarClient:
@@ -29,15 +28,11 @@ def connect_sidecar(dapr_http_port: int, dapr_api_token: SecretStr | None = None
     call without it but its health checks)."""
     headers = {DAPR_TOKEN_HEADER: dapr_api_token.get_secret_value()} if dapr_api_token else {}
 
-    def connect() -> httpx.AsyncClient:
-        # Waiting for a free connection is bounded too: a full pool is an error, not a hang.
-        # aiohttp carries the bytes: httpx's own pool cost 1.6 ms of CPU per call more, the
-        # largest item of the apps' profiles (see README "Performance").
-        return httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{dapr_http_port}",
-            headers=headers,
-            timeout=httpx.Timeout(5.0, pool=2.0),
-            transport=traced_transport(AiohttpTransport(limits=httpx.Limits(max_connections=256))),
+    def connect() -> SidecarHttp:
+        return traced_sidecar(
+            AiohttpSidecar(f"http://127.0.0.1:{dapr_http_port}", headers),
+            "127.0.0.1",
+            dapr_http_port,
         )
 
     return SidecarClient(connect, store=STATESTORE, pubsub=PUBSUB)

@@ -25,7 +25,7 @@ LATENCY = Histogram(
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(message)s", level=level.upper())
-    # httpx logs every request at INFO: one line per sidecar call is noise, and costs CPU.
+    # httpx (the LLM client's) logs every request at INFO: noise, and it costs CPU.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
         processors=[

@@ -1,8 +1,8 @@
 """The Dapr sidecar's HTTP API (state, pub/sub, service invocation, metadata) as a small client.
 
-We talk HTTP to daprd with httpx rather than through the SDK's gRPC client so every call has
-an explicit timeout and a precise status mapping; the SDK is used for what it is needed for:
-hosting actors.
+We talk HTTP to daprd (``sidecar_http``) rather than through the SDK's gRPC client so every
+call has an explicit timeout and a precise status mapping; the SDK is used for what it is
+needed for: hosting actors.
 """
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-import httpx
 import structlog
+
+from learnflow_service_kit.sidecar_http import (
+    NoFreeConnection,
+    SidecarHttp,
+    SidecarResponse,
+    SidecarTransportError,
+)
 
 log = structlog.get_logger()
 
@@ -96,7 +102,7 @@ class Upsert:
         return {"operation": "upsert", "request": request}
 
 
-def _is_etag_failure(response: httpx.Response) -> bool:
+def _is_etag_failure(response: SidecarResponse) -> bool:
     if response.status_code == 409:
         return True
     text = response.text.lower()
@@ -104,7 +110,7 @@ def _is_etag_failure(response: httpx.Response) -> bool:
     return ("etag" in text and "mismatch" in text) or "no item was updated" in text
 
 
-HttpFactory = Callable[[], httpx.AsyncClient]
+HttpFactory = Callable[[], SidecarHttp]
 T = TypeVar("T")
 
 
@@ -157,16 +163,14 @@ class SidecarClient:
         await self._http.aclose()
         await self._probe.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> SidecarResponse:
         try:
             response = await self._http.request(method, path, **kwargs)
-        except (httpx.PoolTimeout, httpx.ConnectTimeout) as error:
-            # Over the aiohttp transport, waiting for a free connection ends as ConnectTimeout
-            # (connecting itself is instant on loopback).
+        except NoFreeConnection as error:
             self._pool_exhausted()
-            raise SidecarUnavailable("Dapr sidecar: no free connection (PoolTimeout)") from error
-        except (httpx.TransportError, httpx.TimeoutException) as error:
-            raise SidecarUnavailable(f"Dapr sidecar unreachable: {type(error).__name__}") from error
+            raise SidecarUnavailable(f"Dapr sidecar: no free connection ({error})") from error
+        except SidecarTransportError as error:
+            raise SidecarUnavailable(f"Dapr sidecar unreachable: {error}") from error
         self._pool_failures = 0
         self._pool_failing_since = None
         return response
@@ -264,8 +268,8 @@ class SidecarClient:
         method: str,
         *,
         params: Mapping[str, str],
-        timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
-    ) -> httpx.Response:
+        timeout: float,  # noqa: ASYNC109 - per-call timeout
+    ) -> SidecarResponse:
         try:
             response = await self._request(
                 "GET",
@@ -288,7 +292,7 @@ class SidecarClient:
         method: str,
         data: Any,
         *,
-        timeout: float,  # noqa: ASYNC109 - per-call httpx timeout
+        timeout: float,  # noqa: ASYNC109 - per-call timeout
     ) -> Any:
         """Call an actor method; an actor runs one call at a time, on whichever replica hosts it.
 
@@ -371,10 +375,10 @@ class SidecarClient:
                 f"reminder removal failed: {response.status_code} {response.text}"
             )
 
-    async def _probe_get(self, path: str) -> httpx.Response | None:
+    async def _probe_get(self, path: str) -> SidecarResponse | None:
         try:
-            return await self._probe.get(path, timeout=_PROBE_TIMEOUT_SECONDS)
-        except (httpx.TransportError, httpx.TimeoutException):
+            return await self._probe.request("GET", path, timeout=_PROBE_TIMEOUT_SECONDS)
+        except SidecarTransportError:
             return None
 
     async def sidecar_healthy(self) -> bool:
@@ -411,6 +415,6 @@ class SidecarClient:
         return "unknown"
 
 
-async def _close_later(http: httpx.AsyncClient, after_seconds: float = 60.0) -> None:
+async def _close_later(http: SidecarHttp, after_seconds: float = 60.0) -> None:
     await asyncio.sleep(after_seconds)
     await http.aclose()

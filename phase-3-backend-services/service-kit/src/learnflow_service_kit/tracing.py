@@ -3,8 +3,8 @@
 - ``install_tracing`` (called by ``install_service_plumbing``): a server span per request (the
   incoming W3C ``traceparent`` honoured), the trace id on every answer (``traceresponse`` and
   ``X-Trace-Id``), spans exported over OTLP/HTTP in batches, off the request path.
-- ``TracedTransport`` wraps the sidecar client's transport (httpx over aiohttp, which the httpx
-  instrumentation does not see into): a client span per call to daprd, named after the Dapr
+- ``TracedSidecar`` wraps the sidecar client's HTTP port (aiohttp, which no instrumentation
+  installed here sees into): a client span per call to daprd, named after the Dapr
   API used (``dapr state transaction``, ``dapr publish lesson-generated``...), and the
   ``traceparent`` daprd continues (into the CloudEvent on a publish, into the callee on an
   invocation or actor call). Calls outside any trace (health probes) stay unspanned.
@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,6 +31,8 @@ from opentelemetry.propagate import inject
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from learnflow_service_kit.sidecar_http import SidecarHttp, SidecarResponse
 
 TRACER_NAME = "learnflow"
 TRACE_ID_HEADER = "x-trace-id"
@@ -196,27 +197,39 @@ def dapr_operation(method: str, path: str) -> str:
     return f"dapr {api}"
 
 
-class TracedTransport(httpx.AsyncBaseTransport):
-    """A client span around each call to daprd made inside a trace, ``traceparent`` injected."""
+class TracedSidecar:
+    """A client span around each call to daprd made inside a trace, ``traceparent`` injected.
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+    ``address``/``port``: daprd's, for the span's ``server.*`` attributes."""
+
+    def __init__(self, inner: SidecarHttp, address: str, port: int) -> None:
         self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not trace.get_current_span().get_span_context().is_valid:
-            return await self._inner.handle_async_request(request)
-        name = dapr_operation(request.method, request.url.path)
-        attributes: dict[str, str | int] = {
-            "http.request.method": request.method,
-            "server.address": request.url.host,
-            "server.port": request.url.port or 80,
+        self._server: dict[str, str | int] = {
+            "server.address": address,
+            "server.port": port,
             "rpc.system": "dapr",
         }
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> SidecarResponse:
+        call = {"json": json, "params": params, "timeout": timeout}
+        if not trace.get_current_span().get_span_context().is_valid:
+            return await self._inner.request(method, path, headers=headers, **call)
+        attributes: dict[str, str | int] = {"http.request.method": method, **self._server}
         with tracer().start_as_current_span(
-            name, kind=SpanKind.CLIENT, attributes=attributes
+            dapr_operation(method, path), kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
-            inject(request.headers)
-            response = await self._inner.handle_async_request(request)
+            carrier = dict(headers or {})
+            inject(carrier)
+            response = await self._inner.request(method, path, headers=carrier, **call)
             span.set_attribute("http.response.status_code", response.status_code)
             if response.status_code >= 500:
                 span.set_status(Status(StatusCode.ERROR, f"daprd answered {response.status_code}"))
@@ -226,9 +239,9 @@ class TracedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def traced_transport(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+def traced_sidecar(inner: SidecarHttp, address: str, port: int) -> SidecarHttp:
     """``inner`` traced when tracing is on (``TracingSettings``); as it is otherwise."""
-    return TracedTransport(inner) if TracingSettings().enabled else inner
+    return TracedSidecar(inner, address, port) if TracingSettings().enabled else inner
 
 
 # -- the LLM ---------------------------------------------------------------------------------
