@@ -17,12 +17,14 @@ from course_agent.lesson_store import LessonStore
 router = APIRouter(tags=["lessons"])
 
 
-def lesson_service(request: Request) -> LessonService:
+# Async providers: FastAPI runs a plain ``def`` dependency in its threadpool, a thread hop
+# per request (~5% of the app's CPU in the profile).
+async def lesson_service(request: Request) -> LessonService:
     service: LessonService = request.app.state.lesson_service
     return service
 
 
-def lesson_store(request: Request) -> LessonStore:
+async def lesson_store(request: Request) -> LessonStore:
     store: LessonStore = request.app.state.lesson_store
     return store
 

@@ -82,9 +82,17 @@ class LessonStore:
         entry = await self._dapr.get_state(lesson_key(lesson_id))
         return LessonRecord.model_validate(entry.value) if entry else None
 
+    async def _lesson_of(self, pointer: StateEntry | None) -> LessonRecord | None:
+        # A pointer carries a copy of its (immutable) lesson, so a cache hit is one read;
+        # pointers written before the copy existed name the lesson only.
+        if pointer is None:
+            return None
+        if "lesson" in pointer.value:
+            return LessonRecord.model_validate(pointer.value["lesson"])
+        return await self.get(pointer.value["lesson_id"])
+
     async def cached(self, cache_key: str) -> LessonRecord | None:
-        pointer = await self._dapr.get_state(cache_pointer_key(cache_key))
-        return await self.get(pointer.value["lesson_id"]) if pointer else None
+        return await self._lesson_of(await self._dapr.get_state(cache_pointer_key(cache_key)))
 
     async def cached_reading_also(
         self, cache_key: str, other_key: str
@@ -92,9 +100,7 @@ class LessonStore:
         """``cached``, with ``other_key``'s entry read in the same bulk GET."""
         pointer_key = cache_pointer_key(cache_key)
         found = await self._dapr.get_bulk_state([pointer_key, other_key])
-        pointer = found.get(pointer_key)
-        lesson = await self.get(pointer.value["lesson_id"]) if pointer else None
-        return lesson, found.get(other_key)
+        return await self._lesson_of(found.get(pointer_key)), found.get(other_key)
 
     async def save_new(self, record: LessonRecord, cache_key: str) -> None:
         """Store the lesson, index it, point the cache at it and stage its event — atomically.
@@ -105,14 +111,16 @@ class LessonStore:
         index_key = learner_index_key(record.learner_id)
         entry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
 
+        document = record.model_dump(mode="json")
+
         def operations(found: Mapping[str, StateEntry]) -> list[Upsert]:
             index = found.get(index_key)
             entries = index.value["lessons"] if index else []
             return [
-                Upsert(lesson_key(record.lesson_id), record.model_dump(mode="json")),
+                Upsert(lesson_key(record.lesson_id), document),
                 Upsert(
                     cache_pointer_key(cache_key),
-                    {"lesson_id": record.lesson_id},
+                    {"lesson_id": record.lesson_id, "lesson": document},
                     ttl_seconds=self._cache_ttl,
                 ),
                 Upsert(

@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 from course_agent.domain.generation_request import GenerateLessonRequest
+from course_agent.domain.lesson import LessonDraft
 from course_agent.domain.prompt import RenderedPrompt, build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
+from course_agent.lesson_record import LessonRecord
+from course_agent.lesson_store import new_lesson_id
 from course_agent.prompt_files import load_prompt_catalog
 from course_agent.settings import Settings
 from course_agent.tokenizer import TokenCounter
@@ -128,3 +131,32 @@ def render(catalog: PromptCatalog, counter: TokenCounter) -> Callable[..., Rende
         )
 
     return _render
+
+
+@pytest.fixture
+def record(
+    valid_lesson: dict[str, Any],
+    render: Callable[..., RenderedPrompt],
+    request_: GenerateLessonRequest,
+    make_projection: Callable[..., ProgressProjectionV1],
+) -> LessonRecord:
+    prompt = render(request_, make_projection())
+    return LessonRecord(
+        lesson_id=new_lesson_id(),
+        learner_id=request_.learner_id,
+        topic=request_.topic,
+        level=prompt.level,
+        goal=request_.goal,
+        locale=request_.locale,
+        content=LessonDraft.model_validate(valid_lesson),
+        prompt_id=prompt.prompt_id,
+        prompt_version=prompt.prompt_version,
+        model="gpt-4o-mini-2024-07-18",
+        prompt_tokens=prompt.prompt_tokens,
+        completion_tokens=500,
+        personalised=prompt.personalised,
+        personalisation_outcome="applied",
+        personalisation=prompt.personalisation,
+        trimmed=prompt.trimmed,
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )

@@ -2,13 +2,10 @@
 already in PostgreSQL), the public model mapped from it, and the generation actor's protocol."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from course_agent.domain.errors import CourseAgentError
 from course_agent.domain.generation_request import GenerateLessonRequest
-from course_agent.domain.lesson import LessonDraft
 from course_agent.domain.prompt import RenderedPrompt
 from course_agent.generation_protocol import (
     GENERATE_ANSWER,
@@ -43,35 +40,6 @@ STORED_NAMES = {
     "trimmed",
     "created_at",
 }
-
-
-@pytest.fixture
-def record(
-    valid_lesson: dict[str, Any],
-    render: Callable[..., RenderedPrompt],
-    request_: GenerateLessonRequest,
-    make_projection: Callable[..., ProgressProjectionV1],
-) -> LessonRecord:
-    prompt = render(request_, make_projection())
-    return LessonRecord(
-        lesson_id=new_lesson_id(),
-        learner_id=request_.learner_id,
-        topic=request_.topic,
-        level=prompt.level,
-        goal=request_.goal,
-        locale=request_.locale,
-        content=LessonDraft.model_validate(valid_lesson),
-        prompt_id=prompt.prompt_id,
-        prompt_version=prompt.prompt_version,
-        model="gpt-4o-mini-2024-07-18",
-        prompt_tokens=prompt.prompt_tokens,
-        completion_tokens=500,
-        personalised=prompt.personalised,
-        personalisation_outcome="applied",
-        personalisation=prompt.personalisation,
-        trimmed=prompt.trimmed,
-        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-    )
 
 
 def test_the_stored_document_keeps_the_names_of_lessons_already_stored(

@@ -19,8 +19,9 @@ router = APIRouter(tags=["progress"])
 LearnerId = Annotated[Identifier, Query(description="The learner whose progress to read")]
 
 
-def gateway(request: Request) -> ProgressGateway:
-    """The progress gateway the wiring put on ``app.state.progress``."""
+async def gateway(request: Request) -> ProgressGateway:
+    """The progress gateway the wiring put on ``app.state.progress`` (async: FastAPI runs a
+    plain ``def`` dependency in its threadpool, a thread hop per request)."""
     found: ProgressGateway = request.app.state.progress
     return found
 
