@@ -17,6 +17,7 @@ from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from dapr.ext.fastapi import DaprActor
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
 
 from learnflow_service_kit.actor_json import PlainJsonSerializer
 from learnflow_service_kit.app import connect_sidecar, install_service_plumbing
@@ -82,7 +83,10 @@ def build_service_app(
             await close()
         await sidecar.aclose()
 
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    # orjson: the standard library's encoder was ~3% of the Course Agent's CPU (profile).
+    app = FastAPI(
+        title=title, version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse
+    )
     for name, value in parts.state.items():
         setattr(app.state, name, value)
     install_service_plumbing(
