@@ -16,9 +16,9 @@ from typing import cast
 
 import httpx
 import openai
-import pydantic
 import structlog
 from learnflow_service_kit.tracing import llm_span, record_llm_usage
+from openai.lib._parsing import type_to_response_format_param
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from course_agent.domain.chat import ChatMessage
@@ -35,6 +35,11 @@ from course_agent.llm.parameters import GenerationParameters
 from course_agent.llm.port import GeneratedLesson
 
 log = structlog.get_logger()
+
+# The strict schema ``chat.completions.parse(response_format=LessonDraft)`` would send, made
+# once by the SDK's own conversion: parse() made it on every call and validated the answer
+# into a model nobody used (``parse_lesson`` judges the text), 3 ms of CPU per call.
+_LESSON_RESPONSE_FORMAT = type_to_response_format_param(LessonDraft)
 
 # Statuses the SDK itself treats as transient (it retries them before we see them).
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
@@ -156,19 +161,13 @@ class OpenAiLessonGenerator:
         return await self._ask_with_json_object(messages)
 
     async def _ask_with_json_schema(self, messages: Sequence[ChatMessage]) -> _Answer:
-        response = await self._client.chat.completions.with_raw_response.parse(
+        completion = await self._client.chat.completions.create(
             model=self.model,
             messages=_to_wire(messages),
-            response_format=LessonDraft,
+            response_format=_LESSON_RESPONSE_FORMAT,
             temperature=self.parameters.temperature,
             max_tokens=self.parameters.max_tokens,
         )
-        completion: ChatCompletion
-        try:
-            completion = response.parse()
-        except pydantic.ValidationError:
-            # The server ignored the schema. Keep its text so the repair request can quote it.
-            completion = ChatCompletion.model_validate(response.http_response.json())
         return _answer(completion)
 
     async def _ask_with_json_object(self, messages: Sequence[ChatMessage]) -> _Answer:
@@ -179,12 +178,6 @@ class OpenAiLessonGenerator:
             temperature=self.parameters.temperature,
             max_tokens=self.parameters.max_tokens,
         )
-        # parse() raises these for the json_schema path; create() leaves them to us.
-        finish_reason = completion.choices[0].finish_reason if completion.choices else None
-        if finish_reason == "content_filter":
-            raise openai.ContentFilterFinishReasonError()
-        if finish_reason == "length":
-            raise openai.LengthFinishReasonError(completion=completion)
         return _answer(completion)
 
 
@@ -196,6 +189,11 @@ def _to_wire(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessageParam
 
 
 def _answer(completion: ChatCompletion) -> _Answer:
+    finish_reason = completion.choices[0].finish_reason if completion.choices else None
+    if finish_reason == "content_filter":
+        raise openai.ContentFilterFinishReasonError()
+    if finish_reason == "length":
+        raise openai.LengthFinishReasonError(completion=completion)
     message = completion.choices[0].message if completion.choices else None
     if message is not None and message.refusal:
         raise LlmRefused(f"the LLM declined: {message.refusal[:200]}")
