@@ -120,11 +120,7 @@ def clock() -> Clock:
 @pytest.fixture
 def outbox(sidecar: FakeSidecar, clock: Clock) -> Outbox:
     def connect() -> HttpxSidecar:
-        return HttpxSidecar(
-            httpx.AsyncClient(
-                base_url="http://sidecar", transport=httpx.MockTransport(sidecar.handle)
-            )
-        )
+        return HttpxSidecar.scripted(sidecar.handle)
 
     return Outbox(SidecarClient(connect, store="statestore", pubsub="pubsub"), clock=clock)
 

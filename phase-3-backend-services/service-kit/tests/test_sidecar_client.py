@@ -99,9 +99,7 @@ async def test_a_pool_that_hands_out_no_connection_is_replaced_and_liveness_tell
 
     def connect() -> HttpxSidecar:
         pools.append(len(pools))
-        return HttpxSidecar(
-            httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(stuck))
-        )
+        return HttpxSidecar.scripted(stuck)
 
     dapr = SidecarClient(connect, store="statestore", pubsub="pubsub")
     assert len(pools) == 2  # the main pool and the probes' own
@@ -124,9 +122,7 @@ async def test_liveness_fails_after_30_s_without_a_connection_and_recovers_with_
         return httpx.Response(204)
 
     def connect() -> HttpxSidecar:
-        return HttpxSidecar(
-            httpx.AsyncClient(base_url=SIDECAR, transport=httpx.MockTransport(sidecar))
-        )
+        return HttpxSidecar.scripted(sidecar)
 
     dapr = SidecarClient(connect, store="statestore", pubsub="pubsub", clock=lambda: now[0])
     for seconds in (0.0, 10.0, 20.5, 30.5):  # rebuilt pools fail the same

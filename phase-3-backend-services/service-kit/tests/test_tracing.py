@@ -79,9 +79,7 @@ def test_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     middleware_before = list(app.user_middleware)
     assert install_tracing(app) is False
     assert app.user_middleware == middleware_before
-    inner = HttpxSidecar(
-        httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
-    )
+    inner = HttpxSidecar.scripted(lambda _: httpx.Response(204))
     assert traced_sidecar(inner, "127.0.0.1", 3500) is inner  # the sidecar client's port untouched
 
 
@@ -90,10 +88,7 @@ def test_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def traced(daprd: Callable[[httpx.Request], httpx.Response]) -> TracedSidecar:
     """The sidecar client's HTTP port, traced, over a scripted daprd."""
-    client = httpx.AsyncClient(
-        base_url="http://127.0.0.1:3500", transport=httpx.MockTransport(daprd)
-    )
-    return TracedSidecar(HttpxSidecar(client), "127.0.0.1", 3500)
+    return TracedSidecar(HttpxSidecar.scripted(daprd), "127.0.0.1", 3500)
 
 
 def traced_app(exporter: InMemorySpanExporter, sidecar_calls: list[httpx.Request]) -> FastAPI:

@@ -52,8 +52,7 @@ def daprd() -> FakeDaprd:
 @pytest.fixture
 def store(daprd: FakeDaprd) -> LessonStore:
     def connect() -> HttpxSidecar:
-        transport = httpx.MockTransport(daprd.handle)
-        return HttpxSidecar(httpx.AsyncClient(base_url="http://sidecar", transport=transport))
+        return HttpxSidecar.scripted(daprd.handle)
 
     dapr = SidecarClient(connect, store="statestore", pubsub="pubsub")
     return LessonStore(dapr, Outbox(dapr), cache_ttl_seconds=60, idempotency_ttl_seconds=60)

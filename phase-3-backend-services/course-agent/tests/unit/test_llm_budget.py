@@ -59,11 +59,7 @@ def store() -> FakeStore:
 @pytest.fixture
 def budget(store: FakeStore) -> LlmBudget:
     def connect() -> HttpxSidecar:
-        return HttpxSidecar(
-            httpx.AsyncClient(
-                base_url="http://sidecar", transport=httpx.MockTransport(store.handle)
-            )
-        )
+        return HttpxSidecar.scripted(store.handle)
 
     return LlmBudget(SidecarClient(connect, store="statestore", pubsub="pubsub"), per_hour=3)
 

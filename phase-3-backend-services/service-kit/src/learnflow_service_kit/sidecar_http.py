@@ -8,7 +8,7 @@ which is how unit tests script daprd (respx, ``httpx.MockTransport``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,11 +60,16 @@ class SidecarHttp(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _body(json: Any) -> bytes | None:
-    return None if json is None else orjson.dumps(json)
-
-
 _JSON_HEADERS = {"content-type": "application/json"}
+
+
+def _encoded(
+    json: Any, headers: Mapping[str, str] | None
+) -> tuple[bytes | None, Mapping[str, str] | None]:
+    """The body to send (JSON by orjson) and the headers to send with it."""
+    if json is None:
+        return None, headers
+    return orjson.dumps(json), {**_JSON_HEADERS, **(headers or {})}
 
 
 class AiohttpSidecar:
@@ -105,8 +110,7 @@ class AiohttpSidecar:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> SidecarResponse:
-        body = _body(json)
-        sent_headers = {**_JSON_HEADERS, **(headers or {})} if body is not None else headers
+        body, sent_headers = _encoded(json, headers)
         bounds = aiohttp.ClientTimeout(
             total=timeout or DEFAULT_TIMEOUT_SECONDS, connect=self._pool_timeout
         )
@@ -137,6 +141,12 @@ class HttpxSidecar:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
+    @classmethod
+    def scripted(cls, daprd: Callable[[httpx.Request], httpx.Response]) -> HttpxSidecar:
+        """daprd played by ``daprd`` (unit tests)."""
+        transport = httpx.MockTransport(daprd)
+        return cls(httpx.AsyncClient(base_url="http://127.0.0.1:3500", transport=transport))
+
     async def request(
         self,
         method: str,
@@ -147,8 +157,7 @@ class HttpxSidecar:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> SidecarResponse:
-        body = _body(json)
-        sent_headers = {**_JSON_HEADERS, **(headers or {})} if body is not None else headers
+        body, sent_headers = _encoded(json, headers)
         try:
             response = await self._client.request(
                 method,
