@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
@@ -146,10 +147,17 @@ def test_a_call_through_the_own_sidecar_is_internal_and_needs_no_user_token(
     assert forged.status_code == 401
 
 
-def test_health_readiness_and_metrics_stay_open(client: TestClient) -> None:
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/metrics").status_code == 200
-    assert client.get("/readyz").status_code in (200, 503)  # no sidecar here: 503, never 401
+async def test_health_readiness_and_metrics_stay_open(key: DevSigningKey) -> None:
+    app = create_app(
+        Settings(AUTH_PUBLIC_KEY=key.public_pem), adapters=Adapters(progress=InMemoryProgress())
+    )
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+        # No sidecar here: 503, never 401.
+        assert (await client.get("/readyz")).status_code in (200, 503)
+    await app.state.sidecar.aclose()  # its probes' connections, opened in this event loop
 
 
 class _Jwks(BaseHTTPRequestHandler):

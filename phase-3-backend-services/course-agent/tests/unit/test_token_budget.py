@@ -87,7 +87,7 @@ def test_counter_counts_message_framing(counter: TokenCounter) -> None:
     )
 
     assert counter.count(messages) == text_tokens + 3 * len(messages) + 3
-    # Counts are remembered per text: asking again, or with the texts reordered, agrees.
+    # The counter remembers counts per text; asking again, or with the texts reordered, agrees.
     assert counter.count(messages) == counter.count(messages[::-1]) == text_tokens + 9
     assert counter.count([ChatMessage(role="user", content="Hi there")]) == (
         len(encoding.encode("user")) + len(encoding.encode("Hi there")) + 6

@@ -93,6 +93,8 @@ def build_service_app(
     app = FastAPI(
         title=title, version="0.1.0", lifespan=lifespan, default_response_class=ORJSONResponse
     )
+    # The sidecar client, for whoever runs the app without its lifespan (tests) and must close it.
+    app.state.sidecar = sidecar
     for name, value in parts.state.items():
         setattr(app.state, name, value)
     install_service_plumbing(

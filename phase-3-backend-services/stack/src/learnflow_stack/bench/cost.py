@@ -24,7 +24,7 @@ _SIDECAR_TO_APP = "dapr_http_client_completed_count"
 _NOT_APP_WORK = 'path="/v1.0/healthz'  # daprd's own health checks, not the app's calls
 # daprd counts a call once its handler has returned, which is after the caller already has the
 # answer: a snapshot taken at once can miss the last call (a CI run counted 29 of 30 publishes).
-SETTLE_SECONDS = 0.1
+_SETTLE_SECONDS = 0.1
 
 
 def counter_sum(metrics_text: str, name: str) -> int:
@@ -100,7 +100,7 @@ class CostMeter:
         return SidecarCalls(counter_sum(text, _APP_TO_SIDECAR), counter_sum(text, _SIDECAR_TO_APP))
 
     async def snapshot(self) -> CostSnapshot:
-        await asyncio.sleep(SETTLE_SECONDS)
+        await asyncio.sleep(_SETTLE_SECONDS)
         apps = list(self._sidecar_metrics)
         calls = await asyncio.gather(*(self._calls(self._sidecar_metrics[app]) for app in apps))
         return CostSnapshot(
