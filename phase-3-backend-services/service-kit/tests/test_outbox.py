@@ -31,6 +31,7 @@ class FakeSidecar:
         self.lose_next_race = False
         self.rival_write: tuple[str, Any] | None = None
         self.transactions = 0
+        self.reads = 0  # GETs and bulk GETs
 
     def pending(self) -> int:
         """Events waiting in the outbox shards, as stored."""
@@ -42,12 +43,14 @@ class FakeSidecar:
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if request.method == "GET" and path.startswith("/v1.0/state/statestore/"):
+            self.reads += 1
             key = path.rsplit("/", 1)[1]
             if key not in self.state:
                 return httpx.Response(204)
             value, etag = self.state[key]
             return httpx.Response(200, json=value, headers={"etag": str(etag)})
         if path == "/v1.0/state/statestore/bulk":
+            self.reads += 1
             keys = json.loads(request.content)["keys"]
             return httpx.Response(
                 200,
@@ -63,7 +66,8 @@ class FakeSidecar:
             self.transactions += 1
             if self.rival_write:
                 key, value = self.rival_write
-                self.state[key], self.rival_write = (value, 1), None
+                self.state[key] = (value, self.state.get(key, (None, 0))[1] + 1)
+                self.rival_write = None
             if self.lose_next_race:
                 self.lose_next_race = False
                 return httpx.Response(409, text="possible etag mismatch")
@@ -276,7 +280,7 @@ async def test_events_published_together_are_unstaged_in_one_write_per_shard(
     ]
     for event in events:
         await outbox.commit_with([], _write_lesson, event)
-    staged = sidecar.transactions
+    staged, read = sidecar.transactions, sidecar.reads
 
     assert all(await asyncio.gather(*(outbox.publish_now(e) for e in events)))
     await outbox.drain()
@@ -284,6 +288,47 @@ async def test_events_published_together_are_unstaged_in_one_write_per_shard(
     assert sidecar.pending() == 0
     shards = {outbox_shard_key(e.event_id) for e in events}
     assert sidecar.transactions - staged == len(shards) < len(events)
+    assert sidecar.reads - read == 1  # every shard of the batch in one bulk GET
+
+
+async def test_a_relay_pass_reads_every_shard_in_one_call(
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
+) -> None:
+    events = [
+        OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
+        for n in range(20)
+    ]
+    for event in events:
+        await outbox.commit_with([], _write_lesson, event)  # staged, left to the relay
+    clock.past_the_relay_grace()
+    staged, read = sidecar.transactions, sidecar.reads
+
+    assert await outbox.relay_once() == len(events)
+
+    assert sidecar.pending() == 0
+    assert sidecar.reads - read == 1
+    shards = {outbox_shard_key(e.event_id) for e in events}
+    assert sidecar.transactions - staged == len(shards)
+
+
+async def test_a_relay_that_loses_the_race_to_unstage_reads_the_shard_again(
+    outbox: Outbox, sidecar: FakeSidecar, clock: Clock
+) -> None:
+    await outbox.commit_with([], _write_lesson, EVENT)
+    clock.past_the_relay_grace()
+    staged_meanwhile = OutboxEvent("lesson-2", "lesson-generated", {"lesson_id": "lesson-2"})
+    shard_key = outbox_shard_key(EVENT.event_id)
+    shard = sidecar.state[shard_key][0]
+    # Another replica stages an event in the shard after the relay read it.
+    sidecar.rival_write = (
+        shard_key,
+        {"events": [*shard["events"], {**staged_meanwhile.as_json(), "staged_at": clock.now}]},
+    )
+
+    assert await outbox.relay_once() == 1
+
+    assert [e["event_id"] for e in sidecar.state[shard_key][0]["events"]] == ["lesson-2"]
+    assert [event_id for _, _, event_id in sidecar.published] == ["lesson-1"]
 
 
 async def test_the_relay_does_not_republish_what_is_waiting_to_be_unstaged(

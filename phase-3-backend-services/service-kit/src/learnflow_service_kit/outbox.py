@@ -72,9 +72,11 @@ class OutboxEvent:
         return cls(raw["event_id"], raw["topic"], raw["data"], raw.get("partition_key"))
 
 
+SHARD_KEYS = tuple(f"outbox-shard-{shard}" for shard in range(SHARDS))
+
+
 def outbox_shard_key(event_id: str) -> str:
-    shard = int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % SHARDS
-    return f"outbox-shard-{shard}"
+    return SHARD_KEYS[int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % SHARDS]
 
 
 Build = Callable[[Mapping[str, StateEntry]], Sequence[Upsert]]
@@ -160,8 +162,8 @@ class Outbox:
 
     def _forget_soon(self, event_id: str) -> None:
         """Unstage a published event with the next event staged in its shard, or else with the
-        others published meanwhile: one read and one write per shard for the whole batch,
-        instead of two round trips per event."""
+        others published meanwhile: one read of every shard in the batch and one write per
+        shard, instead of two round trips per event."""
         self._to_forget.setdefault(outbox_shard_key(event_id), set()).add(event_id)
         if self._forgetting is None or self._forgetting.done():
             self._forgetting = asyncio.ensure_future(self._forget_batches())
@@ -170,11 +172,16 @@ class Outbox:
         while any(self._to_forget.values()):
             await asyncio.sleep(_FORGET_BATCH_SECONDS)
             batch, self._to_forget = self._to_forget, {}
+            # Some may have been taken out by a staging write meanwhile.
+            batch = {shard_key: ids for shard_key, ids in batch.items() if ids}
+            try:
+                shards = await self._dapr.get_bulk_state(list(batch))
+            except (SidecarUnavailable, StateStoreUnavailable) as error:
+                log.warning("outbox entries left for the relay", error=str(error))
+                continue
             for shard_key, event_ids in batch.items():
-                if not event_ids:
-                    continue  # taken out by a staging write meanwhile
                 try:
-                    await self._forget(shard_key, event_ids)
+                    await self._forget(shard_key, event_ids, shards.get(shard_key))
                 except (SidecarUnavailable, StateStoreUnavailable) as error:
                     # Published but still staged: the relay republishes, consumers dedupe.
                     log.warning("outbox entries left for the relay", error=str(error))
@@ -185,16 +192,17 @@ class Outbox:
     async def relay_once(self) -> int:
         """Publish everything pending in every shard; returns how many were published.
 
-        The pass stops at the first failed publish: the broker is down, and every further
-        attempt would only cost a timeout and maybe a duplicate delivered later. Events staged
-        less than RELAY_GRACE_SECONDS ago are left to their stager.
+        Every shard is read in one bulk GET. The pass stops at the first failed publish: the
+        broker is down, and every further attempt would only cost a timeout and maybe a
+        duplicate delivered later. Events staged less than RELAY_GRACE_SECONDS ago are left to
+        their stager.
         """
         published = 0
         pending = 0
         broker_failing = False
-        for shard in range(SHARDS):
-            key = f"outbox-shard-{shard}"
-            entry = await self._dapr.get_state(key)
+        shards = await self._dapr.get_bulk_state(SHARD_KEYS)
+        for key in SHARD_KEYS:
+            entry = shards.get(key)
             done: set[str] = set()
             for raw in entry.value["events"] if entry else []:
                 if raw["event_id"] in self._to_forget.get(key, ()):
@@ -220,14 +228,15 @@ class Outbox:
                 PUBLISHED.labels(event.topic).inc()
                 done.add(event.event_id)
             if done:
-                await self._forget(key, done)
+                await self._forget(key, done, entry)
                 published += len(done)
         PENDING.set(pending)
         return published
 
-    async def _forget(self, shard_key: str, event_ids: set[str]) -> None:
+    async def _forget(self, shard_key: str, event_ids: set[str], shard: StateEntry | None) -> None:
+        """Unstage ``event_ids`` from the shard as it was read (``shard``); after a lost race,
+        from the shard read again."""
         for _ in range(_CAS_ATTEMPTS):
-            shard = await self._dapr.get_state(shard_key)
             if shard is None:
                 return
             remaining = [e for e in shard.value["events"] if e["event_id"] not in event_ids]
@@ -240,6 +249,7 @@ class Outbox:
                 return
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
+                shard = await self._dapr.get_state(shard_key)
         # Leaving it is safe: the relay republishes it and consumers dedupe on the event id.
         log.warning("outbox entry left for the relay", shard=shard_key)
 
