@@ -45,7 +45,7 @@ RELAY_GRACE_SECONDS = 3.0
 # How long a published event waits to be unstaged by a write of its own: the next event staged
 # in its shard takes it out for free meanwhile. Well under any relay interval, so another
 # replica's relay rarely republishes it (a consumer would dedupe it if it did).
-_FORGET_BATCH_SECONDS = 0.5
+_FORGET_BATCH_SECONDS = 1.0
 
 PUBLISHED = Counter("outbox_events_published_total", "Outbox events published", ["topic"])
 PUBLISH_FAILURES = Counter("outbox_publish_failures_total", "Failed outbox publish attempts")
