@@ -48,8 +48,17 @@ _HIT_COST = ScenarioCost(
 )
 
 
+_IDLE = ScenarioCost(
+    requests=5,  # seconds
+    round_trips={"course-agent": 0.4, "user-progress": 0.0},
+    deliveries={"course-agent": 0.0, "user-progress": 0.0},
+    cpu_ms={"kafka": 36.0, "course-agent": 2.0, "postgres": 0.0},
+)
+
+
 def _report() -> BenchReport:
     figures = Figures(
+        idle=_IDLE,
         floors=[_scenario("state get", 0.002), _scenario("actor call", 0.005)],
         stub_direct=_scenario("stub direct", 0.200),
         cache_miss=_scenario("cache miss", 0.260, cut_short=True, floor="stub direct"),
@@ -137,6 +146,17 @@ def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:
     assert lines[cpu_header + 1].split() == ["conc", "course-agent"]  # idle processes left out
     cpu = next(line for line in lines[cpu_header:] if line.startswith("cache hit"))
     assert cpu.split()[-1] == "6.25"
+
+
+def test_report_prints_what_the_stack_costs_at_rest() -> None:
+    lines = render(_report()).splitlines()
+    title = lines.index("At rest (5 s before the first request), per second:")
+
+    assert lines[title + 1].split(", ")[:2] == [
+        "  calls: course-agent->daprd 0.4",
+        "daprd->course-agent 0.0",
+    ]
+    assert lines[title + 2] == "  CPU ms: kafka 36.0, course-agent 2.0"  # busiest first
 
 
 def test_report_as_json_holds_the_overheads_in_seconds() -> None:

@@ -106,3 +106,11 @@ class CostMeter:
         return CostSnapshot(
             cpu_seconds_by_process(self._processes), dict(zip(apps, calls, strict=True))
         )
+
+
+async def idle_cost(meter: CostMeter, seconds: int) -> ScenarioCost | None:
+    """What the stack spends per second with no request in flight: background passes (the
+    outbox relay), daprd's health checks of the apps, Kafka's and the control plane's own work."""
+    before = await meter.snapshot()
+    await asyncio.sleep(seconds)
+    return cost_between(before, await meter.snapshot(), seconds)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from learnflow_stack.bench.config import BenchConfig
+from learnflow_stack.bench.cost import ScenarioCost
 from learnflow_stack.bench.drain import DrainResult
 from learnflow_stack.bench.events import EventLagResult
 from learnflow_stack.bench.load import ScenarioResult
@@ -166,6 +167,8 @@ def render(report: BenchReport) -> str:
         "",
         *_cost_lines([*figures.floors, *figures.scenarios()]),
         "",
+        *_idle_lines(figures.idle),
+        "",
         *_event_lag_lines(figures.event_lag),
         *_drain_lines(figures.drain),
         "",
@@ -208,6 +211,22 @@ def _cost_lines(results: list[ScenarioResult]) -> list[str]:
             + "".join(f"{cpu.get(name, 0.0):>{width}.2f}" for name in busy)
         )
     return lines
+
+
+def _idle_lines(idle: ScenarioCost | None) -> list[str]:
+    if idle is None:
+        return ["At rest: not metered"]
+    calls = ", ".join(
+        f"{app}->daprd {idle.round_trips[app]:.1f}, daprd->{app} {idle.deliveries[app]:.1f}"
+        for app in sorted(idle.round_trips)
+    )
+    busy = sorted((name for name, ms in idle.cpu_ms.items() if ms), key=idle.cpu_ms.__getitem__)
+    cpu = ", ".join(f"{name} {idle.cpu_ms[name]:.1f}" for name in reversed(busy))
+    return [
+        f"At rest ({idle.requests} s before the first request), per second:",
+        f"  calls: {calls}",
+        f"  CPU ms: {cpu or 'none'}",
+    ]
 
 
 def _event_lag_lines(lag: EventLagResult) -> list[str]:

@@ -13,7 +13,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from learnflow_stack.bench.config import BenchConfig
-from learnflow_stack.bench.cost import CostMeter
+from learnflow_stack.bench.cost import CostMeter, ScenarioCost, idle_cost
 from learnflow_stack.bench.drain import DrainResult, measure_drain
 from learnflow_stack.bench.events import EventLagResult, measure_event_lag
 from learnflow_stack.bench.floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
@@ -49,10 +49,12 @@ PROGRESS_MANY_REQUESTS = 200
 LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed page
 HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
 STUB_DIRECT = "LLM stub called directly (floor)"
+IDLE_SECONDS = 5  # not scaled: a rate, measured once
 
 
 @dataclass(frozen=True)
 class Figures:
+    idle: ScenarioCost | None  # per second, before any request: what the stack costs at rest
     floors: list[ScenarioResult]  # each floor at each concurrency the scenarios use
     stub_direct: ScenarioResult
     cache_miss: ScenarioResult
@@ -301,6 +303,7 @@ async def measure_all(
             {app.spec.app_id: app.sidecar.metrics_url for app in (agent, progress)},
         )
         target = (client, agent, progress, stub_url, config, meter)
+        idle = await idle_cost(meter, IDLE_SECONDS)
         floors = FloorWorkloads(*target)
         measured_floors = [
             floor
@@ -319,6 +322,7 @@ async def measure_all(
         event_lag = await measure_event_lag(work)
         drain = await measure_drain(work, kafka_bootstrap)
     return Figures(
+        idle=idle,
         floors=measured_floors,
         stub_direct=stub_direct,
         cache_miss=cache_miss,
