@@ -1,8 +1,8 @@
 """End-user authentication: a bearer JWT on every public route, and a learner acts only on
 their own data.
 
-Tokens are verified with PyJWT: the signature (a configured public key, or a JWKS URL whose keys
-are cached and refetched on an unknown ``kid``), ``exp`` and ``nbf``, ``iss``, ``aud``, and an
+Tokens are verified with PyJWT: the signature (a configured public key, parsed once, or a JWKS
+URL's keys, held by ``JwksSigningKeys``), ``exp`` and ``nbf``, ``iss``, ``aud``, and an
 allow-list of asymmetric algorithms (so ``none`` and HS/RS confusion are refused). The learner is
 the claim ``learner_claim`` (``sub``); a token whose ``roles`` claim holds one of
 ``override_roles`` (teacher, admin) may act for any learner.
@@ -13,23 +13,26 @@ service) carries the sidecar's app token: it is an internal caller, trusted like
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
 from learnflow_service_kit.dapr_app_token import DAPR_TOKEN_HEADER
 from learnflow_service_kit.errors import ERROR_RESPONSE, ServiceError
+from learnflow_service_kit.jwks_keys import IdentityProviderUnavailable, JwksSigningKeys
 
-# What every authenticated route adds to its OpenAPI responses (422: bad input, ours).
+# What every authenticated route adds to its OpenAPI responses (422: bad input, ours; 503: the
+# identity provider's keys cannot be fetched).
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: ERROR_RESPONSE,
     403: ERROR_RESPONSE,
     422: ERROR_RESPONSE,
+    503: ERROR_RESPONSE,
 }
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
 
@@ -94,10 +97,13 @@ class JwtAuthenticator:
             )
         self._settings = settings
         self._disabled = settings.auth_disabled
+        # Parsed here, not for every token; a key that does not parse stops the start.
         self._key = (
-            settings.auth_public_key.get_secret_value() if settings.auth_public_key else None
+            load_pem_public_key(settings.auth_public_key.get_secret_value().encode())
+            if settings.auth_public_key
+            else None
         )
-        self._jwks = jwt.PyJWKClient(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        self._jwks = JwksSigningKeys(settings.auth_jwks_url) if settings.auth_jwks_url else None
         self._app_token = dapr_app_token.get_secret_value().encode() if dapr_app_token else None
 
     async def caller(self, request: Request) -> Caller:
@@ -128,8 +134,7 @@ class JwtAuthenticator:
         try:
             key: Any = self._key
             if self._jwks is not None:
-                # PyJWKClient fetches with urllib (blocking) and refetches on an unknown kid.
-                key = (await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)).key
+                key = await self._jwks.key(jwt.get_unverified_header(token).get("kid"))
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
@@ -138,6 +143,14 @@ class JwtAuthenticator:
                 issuer=self._settings.auth_issuer,
                 options={"require": ["exp", "iss", "aud", self._settings.auth_learner_claim]},
             )
+        except IdentityProviderUnavailable as unavailable:
+            raise ServiceError(
+                503,
+                "identity_provider_unavailable",
+                "Authorization: the identity provider's signing keys cannot be fetched; "
+                "retry later",
+                headers={"Retry-After": "1"},
+            ) from unavailable
         except jwt.ExpiredSignatureError as expired:
             raise _unauthenticated("the token has expired") from expired
         except jwt.ImmatureSignatureError as early:
