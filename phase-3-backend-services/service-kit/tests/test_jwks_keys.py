@@ -169,9 +169,12 @@ async def test_with_no_keys_the_provider_is_unavailable_and_asked_again_a_second
     assert _verifies(await keys.key("a"), a)
 
 
-async def test_a_token_without_a_key_id_is_refused_without_a_fetch(clock: Clock) -> None:
+@pytest.mark.parametrize("kid", [None, 7, ["a"], {"a": 1}])
+async def test_a_token_without_a_string_key_id_is_refused_without_a_fetch(
+    clock: Clock, kid: object
+) -> None:
     provider = IdentityProvider(a=_signing_key())
 
     with pytest.raises(UnknownSigningKey):
-        await _keys(provider, clock).key(None)
+        await _keys(provider, clock).key(kid)
     assert provider.fetches == 0

@@ -60,9 +60,10 @@ class JwksSigningKeys:
         self._fetched_at: float | None = None  # when the last fetch ended, successful or not
         self._lock = asyncio.Lock()
 
-    async def key(self, kid: str | None) -> Any:
-        """The public key whose id is ``kid``, ready for ``jwt.decode``."""
-        if kid is None:
+    async def key(self, kid: object) -> Any:
+        """The public key whose id is ``kid`` (from an unverified header: anything), ready for
+        ``jwt.decode``."""
+        if not isinstance(kid, str):
             raise UnknownSigningKey("the token names no key id")
         if self._due(kid):
             await self._refresh(kid)
