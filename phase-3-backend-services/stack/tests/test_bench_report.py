@@ -9,6 +9,7 @@ from learnflow_stack.bench.config import BenchConfig
 from learnflow_stack.bench.cost import ScenarioCost
 from learnflow_stack.bench.drain import DrainResult, applied_count
 from learnflow_stack.bench.events import EventLagResult
+from learnflow_stack.bench.floors import ACTOR, FRAMEWORK, INVOKE, STATE_GET
 from learnflow_stack.bench.load import ScenarioResult
 from learnflow_stack.bench.report import BenchReport, render
 from learnflow_stack.bench.scenarios import Figures
@@ -157,6 +158,29 @@ def test_report_prints_what_the_stack_costs_at_rest() -> None:
         "daprd->course-agent 0.0",
     ]
     assert lines[title + 2] == "  CPU ms: kafka 36.0, course-agent 2.0"  # busiest first
+
+
+def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
+    report = _report()
+    chain = [
+        _scenario(FRAMEWORK, 0.001),
+        _scenario(INVOKE, 0.004),
+        _scenario(ACTOR, 0.003),
+        _scenario(STATE_GET, 0.002),
+    ]
+    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
+    report = dataclasses.replace(report, figures=figures)
+
+    assert report.cache_hit_chain_p50 == pytest.approx(0.010)
+    line = next(line for line in render(report).splitlines() if "cannot skip" in line)
+    assert line.endswith(": 10.0 ms, 1.0x")  # the hit's p50 is 10 ms
+
+
+def test_without_every_floor_of_the_chain_there_is_no_comparison() -> None:
+    report = _report()  # its floors hold no service invocation
+
+    assert report.cache_hit_chain_p50 is None
+    assert any(line.endswith("(no figures)") for line in render(report).splitlines())
 
 
 def test_report_as_json_holds_the_overheads_in_seconds() -> None:
