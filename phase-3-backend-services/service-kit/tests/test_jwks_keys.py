@@ -37,13 +37,22 @@ class IdentityProvider:
         self.keys = dict(keys)
         self.fetches = 0
         self.down = False
+        self.slow: asyncio.Event | None = None  # when set here, fetches wait for it
 
     async def fetch(self, url: str) -> Any:
         self.fetches += 1
         await asyncio.sleep(0)  # a real fetch lets other requests run meanwhile
+        if self.slow is not None:
+            await self.slow.wait()
         if self.down:
             raise httpx.ConnectError("connection refused")
         return {"keys": [_jwk(kid, key) for kid, key in self.keys.items()]}
+
+
+async def _settled() -> None:
+    """Let background refreshes run to their end."""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 class Clock:
@@ -122,7 +131,7 @@ async def test_made_up_key_ids_do_not_make_every_request_a_fetch(clock: Clock) -
     assert provider.fetches == 2  # one refetch for the first unknown id, none for the others
 
 
-async def test_after_its_max_age_the_set_is_fetched_again_and_a_rotated_out_key_fails(
+async def test_after_its_max_age_the_set_is_fetched_again_behind_the_answer(
     clock: Clock,
 ) -> None:
     a, b = _signing_key(), _signing_key()
@@ -131,6 +140,13 @@ async def test_after_its_max_age_the_set_is_fetched_again_and_a_rotated_out_key_
     await keys.key("a")
     del provider.keys["a"]  # rotated out
     clock.now += MAX_AGE
+    provider.slow = asyncio.Event()
+
+    # The keys held answer while the set is fetched again, once for all callers.
+    answered = await asyncio.wait_for(asyncio.gather(*(keys.key("a") for _ in range(5))), 1.0)
+    assert all(_verifies(key, a) for key in answered)
+    provider.slow.set()
+    await _settled()
 
     with pytest.raises(UnknownSigningKey):
         await keys.key("a")
@@ -146,6 +162,8 @@ async def test_a_failed_refresh_keeps_the_keys_held(clock: Clock) -> None:
     provider.down = True
     clock.now += MAX_AGE
 
+    assert _verifies(await keys.key("a"), a)
+    await _settled()
     assert _verifies(await keys.key("a"), a)
     assert provider.fetches == 2
 

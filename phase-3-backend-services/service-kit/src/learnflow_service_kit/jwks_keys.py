@@ -4,8 +4,9 @@ The set is fetched and parsed once and then served from memory on the event loop
 ``jwt.PyJWKClient`` parses the whole set again for every token, and fetches with blocking
 urllib, so every request paid a thread hop.
 
-The set is fetched again when it is older than ``max_age_seconds``, or when a token names a key
-id it lacks (the provider has rotated its keys). An unknown key id refetches at most once per
+The set is fetched again when it is older than ``max_age_seconds`` (in the background: the
+keys held still answer meanwhile), or when a token names a key id it lacks (the provider has
+rotated its keys; that token waits for the fetch). An unknown key id refetches at most once per
 ``min_refetch_seconds``, so tokens with made-up key ids cannot make every request a fetch from
 the provider. When a fetch fails, the keys already held stay in use; with none held, the caller
 learns that the identity provider is unavailable.
@@ -59,6 +60,7 @@ class JwksSigningKeys:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None  # when the last fetch ended, successful or not
         self._lock = asyncio.Lock()
+        self._refreshing: asyncio.Task[None] | None = None  # a refresh for age, in the background
 
     async def key(self, kid: object) -> Any:
         """The public key whose id is ``kid`` (from an unverified header: anything), ready for
@@ -66,7 +68,10 @@ class JwksSigningKeys:
         if not isinstance(kid, str):
             raise UnknownSigningKey("the token names no key id")
         if self._due(kid):
-            await self._refresh(kid)
+            if kid in self._keys:
+                self._refresh_in_background(kid)
+            else:
+                await self._refresh(kid)
         found = self._keys.get(kid)
         if found is None:
             if not self._keys:
@@ -81,6 +86,10 @@ class JwksSigningKeys:
         if not self._keys:
             return age >= _RETRY_WITHOUT_KEYS_SECONDS
         return age >= self._max_age or (kid not in self._keys and age >= self._min_refetch)
+
+    def _refresh_in_background(self, kid: str) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh(kid))
 
     async def _refresh(self, kid: str) -> None:
         async with self._lock:
