@@ -210,6 +210,12 @@ def test_keys_from_a_jwks_url_and_an_unknown_kid_is_refused(
     assert _Jwks.fetches == 1
 
 
+@pytest.mark.parametrize("pem", ["not a pem", DevSigningKey.generate().private_pem.decode()])
+def test_a_public_key_that_is_not_one_stops_the_start(pem: str) -> None:
+    with pytest.raises(ValueError, match="AUTH_PUBLIC_KEY: not a PEM public key"):
+        create_app(Settings(AUTH_PUBLIC_KEY=pem))
+
+
 def test_an_unreachable_identity_provider_is_a_named_503_not_a_401(key: DevSigningKey) -> None:
     with socket.socket() as closed:  # a loopback port nobody listens on
         closed.bind(("127.0.0.1", 0))

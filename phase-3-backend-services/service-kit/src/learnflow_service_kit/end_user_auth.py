@@ -85,6 +85,14 @@ def _unauthenticated(why: str) -> ServiceError:
     )
 
 
+def _public_key(pem: SecretStr) -> Any:
+    """Parsed once here, not for every token; a key that does not parse stops the start."""
+    try:
+        return load_pem_public_key(pem.get_secret_value().encode())
+    except (ValueError, TypeError) as unusable:
+        raise ValueError("AUTH_PUBLIC_KEY: not a PEM public key") from unusable
+
+
 class JwtAuthenticator:
     def __init__(self, settings: AuthSettings, dapr_app_token: SecretStr | None) -> None:
         unsafe = set(settings.auth_algorithms) - _ASYMMETRIC
@@ -97,12 +105,7 @@ class JwtAuthenticator:
             )
         self._settings = settings
         self._disabled = settings.auth_disabled
-        # Parsed here, not for every token; a key that does not parse stops the start.
-        self._key = (
-            load_pem_public_key(settings.auth_public_key.get_secret_value().encode())
-            if settings.auth_public_key
-            else None
-        )
+        self._key = _public_key(settings.auth_public_key) if settings.auth_public_key else None
         self._jwks = JwksSigningKeys(settings.auth_jwks_url) if settings.auth_jwks_url else None
         self._app_token = dapr_app_token.get_secret_value().encode() if dapr_app_token else None
 
