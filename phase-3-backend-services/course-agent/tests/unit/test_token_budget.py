@@ -87,7 +87,8 @@ def test_counter_counts_message_framing(counter: TokenCounter) -> None:
     )
 
     assert counter.count(messages) == text_tokens + 3 * len(messages) + 3
-    # The counter remembers counts per text; asking again, or with the texts reordered, agrees.
+    # Counts are kept per text (an LRU): a repeat, the texts reordered, and a new text all agree
+    # with tiktoken.
     assert counter.count(messages) == counter.count(messages[::-1]) == text_tokens + 9
     assert counter.count([ChatMessage(role="user", content="Hi there")]) == (
         len(encoding.encode("user")) + len(encoding.encode("Hi there")) + 6
