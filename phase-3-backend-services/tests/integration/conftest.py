@@ -82,7 +82,7 @@ def stack(llm_stub: LlmStub) -> Iterator[Stack]:
         "COURSE_AGENT_OUTBOX_RELAY_SECONDS": "1",
         "COURSE_AGENT_LLM_LESSONS_PER_LEARNER_PER_HOUR": str(LLM_LESSONS_PER_HOUR),
     }
-    progress_env = {"USER_PROGRESS_OUTBOX_FLUSH_SECONDS": "1"}
+    progress_env = {"USER_PROGRESS_OUTBOX_RELAY_SECONDS": "1"}
     with Stack(
         [services.user_progress(progress_env), services.course_agent(agent_env, replicas=2)]
     ) as running:

@@ -1,8 +1,8 @@
 """`make bench` on a stack of its own, in a small run: it completes without errors, its way of
 counting sidecar calls (daprd's own counters) counts one direct call as one, and a backlog is
 consumed in bulk. Timings and per-scenario call counts are figures, printed, not asserted: in a
-small run the work earlier scenarios leave behind (events still being consumed, outbox
-reminders firing) lands in the later ones' windows."""
+small run the work earlier scenarios leave behind (events still being consumed, published
+events leaving the outbox) lands in the later ones' windows."""
 
 from __future__ import annotations
 
@@ -24,24 +24,24 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_each_raw_floor_is_one_call_to_a_sidecar(figures: dict[str, Any]) -> None:
     """The counting method itself: one direct daprd call is counted once, the bare app none.
-    The Course Agent's outbox relay (one bulk read of its shards every 2 s) may run during a
+    Each app's outbox relay (one bulk read of its slots and shards every 2 s) may run during a
     floor, at most twice in so short a window; a second call per request would still show."""
     for floor in figures["floors"]:
         total = sum(floor["cost"]["round_trips"].values())
         expected = 0.0 if floor["name"].startswith("FastAPI app alone") else 1.0
-        relay_passes = 2 / floor["cost"]["requests"]
+        relay_passes = 2 * 2 / floor["cost"]["requests"]
         assert expected <= total <= expected + relay_passes + 0.01, floor["name"]
 
 
 def test_at_rest_the_apps_call_their_sidecars_only_for_the_outbox_relay(
     figures: dict[str, Any],
 ) -> None:
-    """With no request in flight, the Course Agent's one background call is the relay's bulk
-    read every 2 s (it was a read per shard: 4 calls a second), and User Progress makes none."""
+    """With no request in flight, each app's one background call is its relay's bulk read
+    every 2 s (it was a read per shard: 4 calls a second)."""
     idle = figures["idle"]
     assert idle["requests"] == 5  # seconds
     assert idle["round_trips"]["course-agent"] <= 0.6
-    assert idle["round_trips"]["user-progress"] == 0
+    assert idle["round_trips"]["user-progress"] <= 0.6
 
 
 def test_a_backlog_put_on_kafka_is_applied_in_bulk(figures: dict[str, Any]) -> None:

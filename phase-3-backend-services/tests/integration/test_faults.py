@@ -164,7 +164,7 @@ def test_kafka_down_then_back_loses_no_event(stack: Stack, read_topic: TopicRead
     # Acknowledged while the broker was down...
     assert lesson.status_code == 201, lesson.text
     assert update.status_code == 200, update.text
-    # ...and both events arrive once it is back (outbox relay and actor reminder).
+    # ...and both events arrive once it is back (each service's outbox relay).
     lesson_id = lesson.json()["lesson_id"]
     eventually(
         lambda: read_topic(
@@ -291,8 +291,8 @@ def _record(
 
 
 def _applied_attempts(pg: psycopg.Connection[Any], learner: str) -> set[str]:
-    """The attempt ids the learner's actor state holds, read straight from PostgreSQL."""
-    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    """The attempt ids the learner's state document holds, read straight from PostgreSQL."""
+    stored = state_row(pg, f"user-progress||learner-progress-{learner}")
     return set(stored["progress"]["applied_attempt_ids"]) if stored else set()
 
 

@@ -68,9 +68,7 @@ def _produce(stack: Stack, topic: str, key: str, data: Any) -> str:
     return event_id
 
 
-def test_an_update_is_an_actor_state_row_in_postgres(
-    stack: Stack, pg: psycopg.Connection[Any]
-) -> None:
+def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connection[Any]) -> None:
     learner = _learner()
     update = _update(learner, score=72)
 
@@ -83,10 +81,10 @@ def test_an_update_is_an_actor_state_row_in_postgres(
 
     assert response.status_code == 200, response.text
     assert response.json()["average_score"] == 72
-    # One document holds the progress and the events not yet known to be published.
-    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    # One document, a plain key the outbox's transaction can include, holds the progress.
+    stored = state_row(pg, f"user-progress||learner-progress-{learner}")
     assert update["attempt_id"] in stored["progress"]["applied_attempt_ids"]
-    assert set(stored) == {"progress", "outbox"}
+    assert set(stored) == {"progress"}
 
 
 def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sent(
@@ -103,7 +101,7 @@ def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sen
 
     assert first.status_code == 200, first.text
     assert again.json() == first.json()
-    stored = state_row(pg, f"user-progress||LearnerProgressActor||{learner}||learner")
+    stored = state_row(pg, f"user-progress||learner-progress-{learner}")
     assert stored["progress"]["applied_attempt_ids"] == [update["attempt_id"]]
     assert "10m" in first.text
 
@@ -290,7 +288,7 @@ def test_an_event_that_keeps_failing_is_retried_then_dead_lettered_without_block
     # A learner whose stored progress cannot be read: every delivery for them fails (RETRY).
     pg.execute(
         "INSERT INTO state (key, value) VALUES (%s, %s)",
-        (f"user-progress||LearnerProgressActor||{broken}||learner", b'{"not": "progress"}'),
+        (f"user-progress||learner-progress-{broken}", b'{"not": "progress"}'),
     )
     stuck_id = _produce(
         stack, LESSON_GENERATED_TOPIC, broken, _lesson_event(broken, f"lesson-{uuid.uuid4().hex}")

@@ -186,13 +186,16 @@ class LessonService:
 
     async def generate_once(self, cache_key: str, job: GenerateJob) -> tuple[LessonRecord, bool]:
         """One actor turn: whoever held the turn before us may have stored this lesson already.
-        The cache pointer and the learner's LLM budget are read together, in one call."""
+        The cache pointer, the learner's LLM budget and lesson index are read together, in one
+        call, before the LLM call; the commit after it re-reads the index only if it changed."""
         request, prompt = job.request, job.prompt
         budget = self._llm_budget.current(request.learner_id)
-        cached, spent = await self._store.cached_reading_also(cache_key, budget.key)
+        cached, read = await self._store.cached_reading_also(
+            cache_key, request.learner_id, budget.key
+        )
         if cached is not None:
             return cached, False
-        await self._llm_budget.spend(budget, spent)
+        await self._llm_budget.spend(budget, read.get(budget.key))
         with LLM_SECONDS.time():
             generated = await self._generator.generate(prompt)
         LLM_CALLS.labels(generated.model).inc()
@@ -217,5 +220,5 @@ class LessonService:
             trimmed=prompt.trimmed,
             created_at=datetime.now(UTC),
         )
-        await self._store.save_new(record, cache_key)
+        await self._store.save_new(record, cache_key, read)
         return record, True

@@ -95,15 +95,22 @@ class LessonStore:
         return await self._lesson_of(await self._dapr.get_state(cache_pointer_key(cache_key)))
 
     async def cached_reading_also(
-        self, cache_key: str, other_key: str
-    ) -> tuple[LessonRecord | None, StateEntry | None]:
-        """``cached``, with ``other_key``'s entry read in the same bulk GET."""
+        self, cache_key: str, learner_id: str, other_key: str
+    ) -> tuple[LessonRecord | None, Mapping[str, StateEntry]]:
+        """``cached``, with the learner's index and ``other_key`` read in the same bulk GET: the
+        entries read, for ``save_new`` (which then needs no read of its own) and the caller."""
         pointer_key = cache_pointer_key(cache_key)
-        found = await self._dapr.get_bulk_state([pointer_key, other_key])
-        return await self._lesson_of(found.get(pointer_key)), found.get(other_key)
+        found = await self._dapr.get_bulk_state(
+            [pointer_key, learner_index_key(learner_id), other_key]
+        )
+        return await self._lesson_of(found.get(pointer_key)), found
 
-    async def save_new(self, record: LessonRecord, cache_key: str) -> None:
+    async def save_new(
+        self, record: LessonRecord, cache_key: str, read: Mapping[str, StateEntry] | None = None
+    ) -> None:
         """Store the lesson, index it, point the cache at it and stage its event — atomically.
+        ``read``: the learner's index as ``cached_reading_also`` read it (it is read again if
+        it changed since).
 
         Then publish the event in the background; if the broker is down the outbox relay
         publishes it later.
@@ -137,8 +144,8 @@ class LessonStore:
             data=record.generated_event().model_dump(mode="json"),
             partition_key=record.learner_id,
         )
-        await self._outbox.commit_with([index_key], operations, event)
-        self._outbox.publish_soon(event)
+        staged = await self._outbox.commit_with([index_key], operations, event, read)
+        self._outbox.publish_soon(staged)
 
     async def page(
         self, learner_id: str, topic: str | None, cursor: str | None, limit: int

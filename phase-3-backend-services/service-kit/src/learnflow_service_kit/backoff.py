@@ -2,8 +2,7 @@
 
 While the broker is down, each publish attempt costs its timeout and may still be delivered
 later by daprd's producer, as a duplicate. So after a failure we stop trying for a while
-(1 s, 2 s, 4 s, ... up to ``cap``, 15 s by default) and let the outbox relay or the actor
-reminder catch up.
+(1 s, 2 s, 4 s, ... up to ``cap``, 15 s by default) and let the outbox relay catch up.
 """
 
 from __future__ import annotations

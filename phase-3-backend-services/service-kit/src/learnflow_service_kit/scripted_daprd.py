@@ -1,6 +1,7 @@
 """daprd's state and publish API over a dict, for unit tests: ETags, first-write, atomic
-transactions, bulk reads and publishes, behind ``HttpxSidecar.scripted``. Integration tests run
-the real daprd; this is for the logic above the sidecar client.
+transactions (upserts and ETag-checked deletes), bulk reads and publishes, behind
+``HttpxSidecar.scripted``. Integration tests run the real daprd; this is for the logic above
+the sidecar client.
 
 Hooks a test sets to play a rival or a failure: ``rival_write`` (someone writes a key just
 before the next transaction), ``lose_next_race`` (the next transaction fails as an ETag
@@ -25,6 +26,7 @@ _PUBLISH = f"/v1.0/publish/{PUBSUB}/"
 class ScriptedDaprd:
     def __init__(self) -> None:
         self.state: dict[str, tuple[Any, int]] = {}  # key -> (value, etag)
+        self._writes = 0
         self.calls: list[str] = []  # "METHOD path", in order
         self.reads = 0  # GETs and bulk GETs
         self.transactions = 0
@@ -45,7 +47,9 @@ class ScriptedDaprd:
 
     def put(self, key: str, value: Any) -> None:
         """Store ``value`` as if written before the test began."""
-        self.state[key] = (value, self.state.get(key, (None, 0))[1] + 1)
+        # ETags never repeat, not even for a key deleted and written again (as Postgres's).
+        self._writes += 1
+        self.state[key] = (value, self._writes)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -96,7 +100,10 @@ class ScriptedDaprd:
             if "etag" in req and str(self.state.get(req["key"], (None, -1))[1]) != req["etag"]:
                 return httpx.Response(409, text="possible etag mismatch")
         for op in operations:
-            self.put(op["request"]["key"], op["request"]["value"])
+            if op["operation"] == "delete":
+                self.state.pop(op["request"]["key"], None)
+            else:
+                self.put(op["request"]["key"], op["request"]["value"])
         return httpx.Response(204)
 
     def _publish(self, topic: str, request: httpx.Request) -> httpx.Response:

@@ -24,7 +24,7 @@ from learnflow_service_kit.sidecar_http import (
 
 log = structlog.get_logger()
 
-# A publish that daprd has not confirmed by then is left to the outbox relay / actor reminder:
+# A publish that daprd has not confirmed by then is left to the outbox relay:
 # a frozen broker must not hold a request (or an actor turn) for long.
 PUBLISH_TIMEOUT_SECONDS = 1.5
 # How often a long actor call checks that the sidecar still has its placement connection:
@@ -100,6 +100,21 @@ class Upsert:
         if self.ttl_seconds is not None:
             request["metadata"] = {"ttlInSeconds": str(self.ttl_seconds)}
         return {"operation": "upsert", "request": request}
+
+
+@dataclass(frozen=True)
+class Delete:
+    """A removal of the version ``etag`` of ``key`` only: a key rewritten since stays."""
+
+    key: str
+    etag: str
+
+    def as_operation(self) -> dict[str, Any]:
+        request = {"key": self.key, "etag": self.etag, "options": {"concurrency": "first-write"}}
+        return {"operation": "delete", "request": request}
+
+
+StateOperation = Upsert | Delete
 
 
 def _is_etag_failure(response: SidecarResponse) -> bool:
@@ -221,7 +236,7 @@ class SidecarClient:
                 found[item["key"]] = StateEntry(item["data"], item.get("etag"))
         return found
 
-    async def transact(self, operations: Sequence[Upsert]) -> None:
+    async def transact(self, operations: Sequence[StateOperation]) -> None:
         """Apply all operations atomically, or none (raises EtagMismatch on a lost race)."""
         response = await self._request(
             "POST",
@@ -319,61 +334,6 @@ class SidecarClient:
         if response.status_code != 200:
             raise ActorCallFailed(response.status_code, response.text)
         return response.json() if response.content else None
-
-    # -- actor state and reminders (for the actors this app hosts) ---------------------------
-    # The SDK's own actor state client opens a new HTTP connection for every call; these share
-    # the pool, and a failed save never leaves a stale value cached in the actor.
-
-    async def get_actor_state(self, actor_type: str, actor_id: str, key: str) -> Any | None:
-        response = await self._request("GET", f"/v1.0/actors/{actor_type}/{actor_id}/state/{key}")
-        if response.status_code == 204 or (response.status_code == 200 and not response.content):
-            return None
-        if response.status_code != 200:
-            raise StateStoreUnavailable(
-                f"actor state get failed: {response.status_code} {response.text}"
-            )
-        return response.json()
-
-    async def save_actor_state(
-        self, actor_type: str, actor_id: str, values: Mapping[str, Any]
-    ) -> None:
-        """Upsert every key of ``values`` in one transaction."""
-        operations = [
-            {"operation": "upsert", "request": {"key": key, "value": value}}
-            for key, value in values.items()
-        ]
-        response = await self._request(
-            "PUT", f"/v1.0/actors/{actor_type}/{actor_id}/state", json=operations
-        )
-        if response.status_code not in (200, 204):
-            raise StateStoreUnavailable(
-                f"actor state save failed: {response.status_code} {response.text}"
-            )
-
-    async def register_reminder(
-        self, actor_type: str, actor_id: str, name: str, every_seconds: float
-    ) -> None:
-        """A reminder due in ``every_seconds`` and every ``every_seconds`` after that; daprd
-        keeps it (in the scheduler) until it is unregistered, across restarts."""
-        period = f"{every_seconds:g}s"
-        response = await self._request(
-            "PUT",
-            f"/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}",
-            json={"dueTime": period, "period": period},
-        )
-        if response.status_code not in (200, 204):
-            raise StateStoreUnavailable(
-                f"reminder registration failed: {response.status_code} {response.text}"
-            )
-
-    async def unregister_reminder(self, actor_type: str, actor_id: str, name: str) -> None:
-        response = await self._request(
-            "DELETE", f"/v1.0/actors/{actor_type}/{actor_id}/reminders/{name}"
-        )
-        if response.status_code not in (200, 204):
-            raise StateStoreUnavailable(
-                f"reminder removal failed: {response.status_code} {response.text}"
-            )
 
     async def _probe_get(self, path: str) -> SidecarResponse | None:
         try:

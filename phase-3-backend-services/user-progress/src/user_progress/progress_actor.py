@@ -1,12 +1,11 @@
-"""One Dapr actor per learner: updates for a learner are applied one at a time, and the
-learner's progress plus its unpublished events are saved together, as one state document.
+"""One Dapr actor per learner: updates for a learner are applied one at a time.
 
-Publishing ``progress-updated``: the event is saved in the document's outbox with the progress
-(one write), then sent in the background by the ``EventSender``; the learner's next turn or a
-reminder drops it from the outbox once sent, and the reminder publishes whatever was not. The
-reminder is armed *before* the first pending event of an activation is saved, so a crash between
-saving and publishing still ends with the event published; it unregisters itself once the outbox
-is empty.
+The learner's progress is one plain state document, ``learner-progress-<id>`` (not actor state:
+a plain key can share a state transaction with the outbox). An update commits the progress and
+stages its ``progress-updated`` event in that one transaction, then publishes the event in the
+background; the outbox relay publishes whatever a crash or a down broker left staged. Only this
+actor writes the document, one turn at a time, so it writes without an ETag, as Dapr's actor
+state does.
 
 Its methods and their payloads are ``progress_protocol``'s. Every method runs as an
 ``ActorTurns`` turn (one at a time per learner in this process, even when daprd has given the turn
@@ -19,17 +18,19 @@ and dropped (read again next turn) when a write failed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import structlog
-from dapr.actor import Actor, ActorInterface, Remindable, actormethod
+from dapr.actor import Actor, ActorInterface, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
 from learnflow_service_kit.actor_turns import ActorTurns, expired
-from learnflow_service_kit.sidecar_client import SidecarClient
+from learnflow_service_kit.outbox import Outbox, OutboxEvent
+from learnflow_service_kit.sidecar_client import SidecarClient, Upsert
 from prometheus_client import Counter
 from pydantic import BaseModel
 
@@ -43,9 +44,7 @@ from user_progress.domain import (
     progress_projection,
     progress_updated_event,
 )
-from user_progress.event_sender import EventSender
 from user_progress.progress_protocol import (
-    ACTOR_TYPE,
     APPLY_UPDATE,
     GET_PROJECTION,
     GET_STATUS,
@@ -57,13 +56,16 @@ from user_progress.progress_protocol import (
     UpdateTaken,
 )
 
-FLUSH_REMINDER = "flush-outbox"
-_STATE_KEY = "learner"
+T = TypeVar("T")
 
 log = structlog.get_logger()
 DUPLICATES = Counter(
     "progress_duplicates_total", "Updates or events ignored as already applied", ["source"]
 )
+
+
+def learner_progress_key(learner_id: str) -> str:
+    return f"learner-progress-{learner_id}"
 
 
 class LearnerProgressActorInterface(ActorInterface):
@@ -83,29 +85,25 @@ class LearnerProgressActorInterface(ActorInterface):
 
 
 class StoredLearner(BaseModel):
-    """The actor's one state document."""
+    """The learner's state document."""
 
     progress: LearnerProgress
-    outbox: list[dict[str, Any]] = []  # progress-updated events not yet known to be sent
 
 
-class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
+class LearnerProgressActor(Actor, LearnerProgressActorInterface):
     def __init__(
         self,
         ctx: ActorRuntimeContext,
         actor_id: ActorId,
         sidecar: SidecarClient,
-        events: EventSender,
-        flush_every: timedelta,
+        outbox: Outbox,
         turns: ActorTurns,
     ) -> None:
         super().__init__(ctx, actor_id)
         self._sidecar = sidecar
-        self._events = events
-        self._flush_every = flush_every
+        self._outbox = outbox
         self._turns = turns
         self._stored: StoredLearner | None = None
-        self._reminder_armed = False
 
     async def on_apply_update(self, call: Any) -> dict[str, Any]:
         update = ApplyUpdateCall.from_wire(call)
@@ -120,19 +118,18 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         if not result.applied:
             DUPLICATES.labels("update").inc()
         else:
-            event = {
-                "event_id": f"progress-{request.learner_id}-{request.attempt_id}",
-                "data": progress_updated_event(request, result.state).model_dump(mode="json"),
-                "partition_key": request.learner_id,
-            }
-            if not self._reminder_armed:
-                await self._sidecar.register_reminder(
-                    ACTOR_TYPE, self.id.id, FLUSH_REMINDER, self._flush_every.total_seconds()
-                )
-                self._reminder_armed = True
-            unsent = self._unsent(stored)
-            await self._save(StoredLearner(progress=result.state, outbox=[*unsent, event]))
-            self._events.send_soon(PROGRESS_UPDATED_TOPIC, event)
+            event = OutboxEvent(
+                event_id=f"progress-{request.learner_id}-{request.attempt_id}",
+                topic=PROGRESS_UPDATED_TOPIC,
+                data=progress_updated_event(request, result.state).model_dump(mode="json"),
+                partition_key=request.learner_id,
+            )
+            updated = StoredLearner(progress=result.state)
+            staged = await self._write(
+                lambda: self._outbox.commit_with([], lambda _: [self._upsert(updated)], event),
+                updated,
+            )
+            self._outbox.publish_soon(staged)
         return UpdateTaken(status=learner_status(result.state, datetime.now(UTC)))
 
     async def on_record_lessons(self, call: Any) -> dict[str, Any]:
@@ -149,7 +146,8 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
             progress = result.state
             applied += result.applied
         if applied:
-            await self._save(StoredLearner(progress=progress, outbox=self._unsent(stored)))
+            updated = StoredLearner(progress=progress)
+            await self._write(lambda: self._sidecar.transact([self._upsert(updated)]), updated)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)
 
@@ -161,58 +159,26 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface, Remindable):
         stored = await self._turns.run(self.id.id, self._load)
         return progress_projection(stored.progress).model_dump(mode="json")
 
-    async def receive_reminder(
-        self,
-        name: str,
-        state: bytes,
-        due_time: timedelta,
-        period: timedelta,
-        ttl: timedelta | None = None,
-    ) -> None:
-        if name == FLUSH_REMINDER:
-            await self._turns.run(self.id.id, self._flush_from_reminder)
-
-    async def _flush_from_reminder(self) -> None:
-        if await self._flush() == 0:
-            await self._sidecar.unregister_reminder(ACTOR_TYPE, self.id.id, FLUSH_REMINDER)
-            self._reminder_armed = False
-
     # -- internals --------------------------------------------------------------------------
 
     async def _load(self) -> StoredLearner:
         if self._stored is None:
-            found = await self._sidecar.get_actor_state(ACTOR_TYPE, self.id.id, _STATE_KEY)
+            found = await self._sidecar.get_state(learner_progress_key(self.id.id))
             self._stored = (
                 StoredLearner(progress=empty_progress(self.id.id))
                 if found is None
-                else StoredLearner.model_validate(found)
+                else StoredLearner.model_validate(found.value)
             )
         return self._stored
 
-    async def _save(self, stored: StoredLearner) -> None:
+    def _upsert(self, stored: StoredLearner) -> Upsert:
+        return Upsert(learner_progress_key(self.id.id), stored.model_dump(mode="json"))
+
+    async def _write(self, write: Callable[[], Awaitable[T]], stored: StoredLearner) -> T:
         try:
-            await self._sidecar.save_actor_state(
-                ACTOR_TYPE, self.id.id, {_STATE_KEY: stored.model_dump(mode="json")}
-            )
+            written = await write()
         except BaseException:
             self._stored = None  # written or not: read it again next turn
             raise
         self._stored = stored
-
-    def _unsent(self, stored: StoredLearner) -> list[dict[str, Any]]:
-        """The stored outbox without what this process has sent since it was saved."""
-        return [e for e in stored.outbox if not self._events.sent(e["event_id"])]
-
-    async def _flush(self) -> int:
-        """Publish the outbox's unsent events in order; returns how many are still pending.
-
-        A broker that failed lately is not tried until its backoff ends."""
-        stored = await self._load()
-        unsent = self._unsent(stored)
-        while unsent and self._events.ready():
-            if not await self._events.send(PROGRESS_UPDATED_TOPIC, unsent[0]):
-                break
-            unsent.pop(0)
-        if len(unsent) != len(stored.outbox):
-            await self._save(StoredLearner(progress=stored.progress, outbox=unsent))
-        return len(unsent)
+        return written

@@ -25,8 +25,8 @@ class CallDeadlines:
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="USER_PROGRESS_", extra="ignore")
 
-    # How often an actor with unpublished progress-updated events retries publishing them.
-    outbox_flush_seconds: float = Field(5.0, gt=0)
+    # How often the outbox relay publishes progress-updated events a crash or the broker left.
+    outbox_relay_seconds: float = Field(2.0, gt=0)
     # At least 2 s: an update then still has half a second to start its turn.
     request_deadline_seconds: float = Field(REQUEST_DEADLINE_SECONDS, ge=2.0)
     # Updates in flight per learner (per replica) beyond which new ones get 429 at once.

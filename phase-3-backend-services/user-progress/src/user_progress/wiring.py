@@ -5,19 +5,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
 from learnflow_service_kit.actor_turns import ActorTurns
 from learnflow_service_kit.app import connect_sidecar
-from learnflow_service_kit.backoff import Backoff
+from learnflow_service_kit.outbox import Outbox, run_relay
 from learnflow_service_kit.service_app import HostedActor, ServiceParts
 from learnflow_service_kit.sidecar_client import SidecarClient
 
 from user_progress import delivery_routes, progress_routes
-from user_progress.event_sender import EventSender
 from user_progress.progress_actor import LearnerProgressActor
 from user_progress.progress_gateway import ActorProgressGateway, ProgressGateway
 from user_progress.settings import Settings
@@ -33,17 +32,15 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
     # connections of the main pool, and the turn they wait for must never wait for one of them.
     actor_sidecar = connect_sidecar(settings.dapr_http_port, settings.dapr_api_token)
     turns = ActorTurns()
-    events = EventSender(actor_sidecar, Backoff())
+    outbox = Outbox(actor_sidecar)
 
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LearnerProgressActor:
         return LearnerProgressActor(
-            ctx,
-            actor_id,
-            sidecar=actor_sidecar,
-            events=events,
-            flush_every=timedelta(seconds=settings.outbox_flush_seconds),
-            turns=turns,
+            ctx, actor_id, sidecar=actor_sidecar, outbox=outbox, turns=turns
         )
+
+    async def relay(stop: asyncio.Event) -> None:
+        await run_relay(outbox, settings.outbox_relay_seconds, stop)
 
     progress = adapters.progress or ActorProgressGateway(
         dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
@@ -52,5 +49,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         routers=[progress_routes.router, delivery_routes.router],
         state={"progress": progress},  # read by progress_routes.gateway
         actors=[HostedActor(LearnerProgressActor, build_actor)],
-        closers=[events.drain, actor_sidecar.aclose],
+        background=[relay],
+        # Events still staged go out before the sidecar client closes.
+        closers=[outbox.drain, actor_sidecar.aclose],
     )
