@@ -168,7 +168,7 @@ def test_only_the_sidecar_reaches_the_apps_dapr_routes(sandbox: Sandbox) -> None
     daprd sends (dapr.io/app-token-secret); the sidecar's own calls carry it, so the actors
     and the subscription keep working (the other tests)."""
     pod_ip = app_pods(sandbox, "user-progress")[0]["status"]["podIP"]
-    url = f"http://{pod_ip}:8000/actors/LearnerProgressActor/intruder/method/GetStatus"
+    url = f"http://{pod_ip}:8000/actors/LearnerProgressActor/intruder/method/ApplyUpdate"
     answer = sandbox.in_netns("curl", "-s", "-X", "PUT", "-d", "{}", "-w", "\n%{http_code}", url)
     body, _, status = answer.rpartition("\n")
     assert status == "401", answer

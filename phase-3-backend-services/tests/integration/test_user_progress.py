@@ -314,7 +314,7 @@ def test_only_the_sidecar_reaches_the_dapr_routes(stack: Stack) -> None:
     base = stack.app("user-progress").url
     learner = _learner()
     forged = httpx.put(
-        f"{base}/actors/LearnerProgressActor/{learner}/method/GetStatus", json={}, timeout=10
+        f"{base}/actors/LearnerProgressActor/{learner}/method/ApplyUpdate", json={}, timeout=10
     )
     assert forged.status_code == 401
     assert forged.json()["error"]["code"] == "dapr_app_token_invalid"

@@ -267,7 +267,7 @@ def test_only_the_sidecar_token_opens_the_dapr_routes(progress: InMemoryProgress
     wrong = {"dapr-api-token": "guess"}
     assert client.get("/dapr/subscribe", headers=wrong).status_code == 401
     assert client.get("/dapr/config").status_code == 401
-    actor_call = "/actors/LearnerProgressActor/ada/method/GetStatus"
+    actor_call = "/actors/LearnerProgressActor/ada/method/ApplyUpdate"
     assert client.put(actor_call, json={}).status_code == 401
     assert client.get("/status", params={"learner_id": "ada"}).json()["lessons_assigned"] == 0
 
@@ -352,7 +352,7 @@ def test_a_failing_actor_call_answers_the_sidecar_without_exception_text(
         create_app(Settings(AUTH_DISABLED=True), adapters=Adapters(progress=progress))
     )
 
-    unknown_type = client.put("/actors/NoSuchActor/ada/method/GetStatus", json={})
+    unknown_type = client.put("/actors/NoSuchActor/ada/method/ApplyUpdate", json={})
     bad_payload = client.put(
         "/actors/LearnerProgressActor/ada/method/ApplyUpdate", content=b"not json"
     )

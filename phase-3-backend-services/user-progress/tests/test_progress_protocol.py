@@ -14,8 +14,6 @@ from user_progress.progress_actor import LearnerProgressActor
 from user_progress.progress_protocol import (
     ACTOR_TYPE,
     APPLY_UPDATE,
-    GET_PROJECTION,
-    GET_STATUS,
     RECORD_LESSONS,
     UPDATE_ANSWER,
     ApplyUpdateCall,
@@ -50,13 +48,8 @@ def test_the_actor_is_hosted_under_the_type_its_callers_name() -> None:
 def test_the_actor_answers_exactly_the_protocols_methods() -> None:
     methods = get_dispatchable_attrs(LearnerProgressActor)
 
-    assert set(methods) == {APPLY_UPDATE, RECORD_LESSONS, GET_STATUS, GET_PROJECTION}
-    assert (APPLY_UPDATE, RECORD_LESSONS, GET_STATUS, GET_PROJECTION) == (
-        "ApplyUpdate",
-        "RecordLessons",
-        "GetStatus",
-        "GetProjection",
-    )
+    assert set(methods) == {APPLY_UPDATE, RECORD_LESSONS}
+    assert (APPLY_UPDATE, RECORD_LESSONS) == ("ApplyUpdate", "RecordLessons")
 
 
 def test_an_update_call_is_the_json_it_always_was() -> None:

@@ -212,8 +212,12 @@ class SidecarClient:
 
     # -- state -----------------------------------------------------------------------------
 
-    async def get_state(self, key: str) -> StateEntry | None:
-        response = await self._request("GET", f"/v1.0/state/{self.store}/{key}")
+    async def get_state(
+        self,
+        key: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call timeout is the point
+    ) -> StateEntry | None:
+        response = await self._request("GET", f"/v1.0/state/{self.store}/{key}", timeout=timeout)
         if response.status_code == 204:
             return None
         if response.status_code != 200:

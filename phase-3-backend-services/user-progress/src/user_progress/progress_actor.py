@@ -1,11 +1,9 @@
-"""One Dapr actor per learner: updates for a learner are applied one at a time.
+"""One Dapr actor per learner: the writes to a learner's progress are applied one at a time.
 
-The learner's progress is one plain state document, ``learner-progress-<id>`` (not actor state:
-a plain key can share a state transaction with the outbox). An update commits the progress and
-stages its ``progress-updated`` event in that one transaction, then publishes the event in the
-background; the outbox relay publishes whatever a crash or a down broker left staged. Only this
-actor writes the document, one turn at a time, so it writes without an ETag, as Dapr's actor
-state does.
+The progress is ``learner_document``'s plain state document, which only this actor writes. An
+update commits the progress and stages its ``progress-updated`` event in one transaction, then
+publishes the event in the background; the outbox relay publishes whatever a crash or a down
+broker left staged. Reads do not come here: the progress gateway reads the document itself.
 
 Its methods and their payloads are ``progress_protocol``'s. Every method runs as an
 ``ActorTurns`` turn (one at a time per learner in this process, even when daprd has given the turn
@@ -32,22 +30,18 @@ from learnflow_service_kit.actor_turns import ActorTurns, expired
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
 from learnflow_service_kit.sidecar_client import SidecarClient, Upsert
 from prometheus_client import Counter
-from pydantic import BaseModel
 
 from user_progress.domain import (
-    LearnerProgress,
     ProgressUpdateRequest,
     apply_lesson_generated,
     apply_update,
     empty_progress,
     learner_status,
-    progress_projection,
     progress_updated_event,
 )
+from user_progress.learner_document import StoredLearner, learner_progress_key
 from user_progress.progress_protocol import (
     APPLY_UPDATE,
-    GET_PROJECTION,
-    GET_STATUS,
     RECORD_LESSONS,
     ApplyUpdateCall,
     LessonsRecorded,
@@ -64,10 +58,6 @@ DUPLICATES = Counter(
 )
 
 
-def learner_progress_key(learner_id: str) -> str:
-    return f"learner-progress-{learner_id}"
-
-
 class LearnerProgressActorInterface(ActorInterface):
     """The actor's methods; each takes and answers the JSON of its ``progress_protocol`` models."""
 
@@ -76,18 +66,6 @@ class LearnerProgressActorInterface(ActorInterface):
 
     @actormethod(name=RECORD_LESSONS)
     async def on_record_lessons(self, call: Any) -> dict[str, Any]: ...
-
-    @actormethod(name=GET_STATUS)
-    async def on_get_status(self) -> dict[str, Any]: ...
-
-    @actormethod(name=GET_PROJECTION)
-    async def on_get_projection(self) -> dict[str, Any]: ...
-
-
-class StoredLearner(BaseModel):
-    """The learner's state document."""
-
-    progress: LearnerProgress
 
 
 class LearnerProgressActor(Actor, LearnerProgressActorInterface):
@@ -150,14 +128,6 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
             await self._write(lambda: self._sidecar.transact([self._upsert(updated)]), updated)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)
-
-    async def on_get_status(self) -> dict[str, Any]:
-        stored = await self._turns.run(self.id.id, self._load)
-        return learner_status(stored.progress, datetime.now(UTC)).model_dump(mode="json")
-
-    async def on_get_projection(self) -> dict[str, Any]:
-        stored = await self._turns.run(self.id.id, self._load)
-        return progress_projection(stored.progress).model_dump(mode="json")
 
     # -- internals --------------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""The port routes use to reach a learner's progress, and its adapter: the learner's actor.
+"""The port routes use to reach a learner's progress, and its adapter over Dapr: writes go
+through the learner's actor (one at a time per learner), reads straight to the learner's
+document in the state store (one call; an acknowledged write is committed, so a read sees it).
 
 Every call answers within the request deadline (split by ``CallDeadlines``, from the settings).
 An update either is applied and answered, or is refused before anything is applied (too many
@@ -11,6 +13,7 @@ once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 from learnflow_contracts.events import LessonGeneratedV1
@@ -22,16 +25,23 @@ from learnflow_service_kit.sidecar_client import (
     PlacementUnavailable,
     SidecarClient,
     SidecarUnavailable,
+    StateStoreUnavailable,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from user_progress.admission import PerLearnerAdmission
-from user_progress.domain import LearnerStatus, ProgressUpdateRequest
+from user_progress.domain import (
+    LearnerProgress,
+    LearnerStatus,
+    ProgressUpdateRequest,
+    empty_progress,
+    learner_status,
+    progress_projection,
+)
+from user_progress.learner_document import StoredLearner, learner_progress_key
 from user_progress.progress_protocol import (
     ACTOR_TYPE,
     APPLY_UPDATE,
-    GET_PROJECTION,
-    GET_STATUS,
     RECORD_LESSONS,
     UPDATE_ANSWER,
     ApplyUpdateCall,
@@ -57,7 +67,7 @@ class ProgressGateway(Protocol):
     async def projection(self, learner_id: str) -> ProgressProjectionV1: ...
 
 
-class ActorProgressGateway:
+class DaprProgressGateway:
     def __init__(
         self, dapr: SidecarClient, deadlines: CallDeadlines, max_pending_per_learner: int
     ) -> None:
@@ -72,7 +82,7 @@ class ActorProgressGateway:
                 learner_id,
                 method,
                 None if call is None else call.model_dump(mode="json"),
-                timeout=self._deadlines.actor_call_seconds,
+                timeout=self._deadlines.call_seconds,
             )
         except PlacementUnavailable as failure:
             raise dependency_failed("actor_placement", _RETRY_HINT) from failure
@@ -108,7 +118,25 @@ class ActorProgressGateway:
         return LessonsRecorded.model_validate(answer).applied
 
     async def status(self, learner_id: str) -> LearnerStatus:
-        return LearnerStatus.model_validate(await self._call(learner_id, GET_STATUS))
+        return learner_status(await self._stored_progress(learner_id), datetime.now(UTC))
 
     async def projection(self, learner_id: str) -> ProgressProjectionV1:
-        return ProgressProjectionV1.model_validate(await self._call(learner_id, GET_PROJECTION))
+        return progress_projection(await self._stored_progress(learner_id))
+
+    async def _stored_progress(self, learner_id: str) -> LearnerProgress:
+        try:
+            found = await self._dapr.get_state(
+                learner_progress_key(learner_id), timeout=self._deadlines.call_seconds
+            )
+        except (StateStoreUnavailable, SidecarUnavailable) as failure:
+            raise dependency_failed(await self._dapr.failing_part(), "retry later") from failure
+        if found is None:
+            return empty_progress(learner_id)
+        try:
+            return StoredLearner.model_validate(found.value).progress
+        except ValidationError as corrupt:
+            raise ServiceError(
+                500,
+                "stored_progress_unreadable",
+                "learner_id: this learner's stored progress cannot be read; it needs repair",
+            ) from corrupt

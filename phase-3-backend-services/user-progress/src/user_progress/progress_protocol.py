@@ -23,8 +23,6 @@ ACTOR_TYPE = "LearnerProgressActor"
 # Method names: the last segment of ``/v1.0/actors/<type>/<id>/method/<name>``.
 APPLY_UPDATE = "ApplyUpdate"  # ApplyUpdateCall -> UpdateAnswer
 RECORD_LESSONS = "RecordLessons"  # RecordLessonsCall -> LessonsRecorded
-GET_STATUS = "GetStatus"  # (nothing) -> LearnerStatus
-GET_PROJECTION = "GetProjection"  # (nothing) -> ProgressProjectionV1
 
 
 class ApplyUpdateCall(StrictModel):

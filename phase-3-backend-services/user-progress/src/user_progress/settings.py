@@ -16,8 +16,9 @@ _TURN_SECONDS = 0.7
 class CallDeadlines:
     """The request deadline, split among the steps of a progress call."""
 
-    # The timeout of the actor call itself: the rest of the deadline is for the diagnosis.
-    actor_call_seconds: float
+    # The timeout of the call to the sidecar itself (the actor call of an update, the state
+    # read of a status): the rest of the deadline is for the diagnosis.
+    call_seconds: float
     # An update whose actor turn has not started within this is refused, nothing applied.
     update_start_seconds: float
 
@@ -34,8 +35,5 @@ class Settings(ServiceSettings):
 
     @property
     def call_deadlines(self) -> CallDeadlines:
-        actor_call = self.request_deadline_seconds - _DIAGNOSIS_SECONDS
-        return CallDeadlines(
-            actor_call_seconds=actor_call,
-            update_start_seconds=actor_call - _TURN_SECONDS,
-        )
+        call = self.request_deadline_seconds - _DIAGNOSIS_SECONDS
+        return CallDeadlines(call_seconds=call, update_start_seconds=call - _TURN_SECONDS)

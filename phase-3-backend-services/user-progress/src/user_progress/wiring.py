@@ -18,7 +18,7 @@ from learnflow_service_kit.sidecar_client import SidecarClient
 
 from user_progress import delivery_routes, progress_routes
 from user_progress.progress_actor import LearnerProgressActor
-from user_progress.progress_gateway import ActorProgressGateway, ProgressGateway
+from user_progress.progress_gateway import DaprProgressGateway, ProgressGateway
 from user_progress.settings import Settings
 
 
@@ -42,7 +42,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
     async def relay(stop: asyncio.Event) -> None:
         await run_relay(outbox, settings.outbox_relay_seconds, stop)
 
-    progress = adapters.progress or ActorProgressGateway(
+    progress = adapters.progress or DaprProgressGateway(
         dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
     )
     return ServiceParts(

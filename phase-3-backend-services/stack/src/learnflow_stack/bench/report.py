@@ -10,15 +10,15 @@ from learnflow_stack.bench.config import BenchConfig
 from learnflow_stack.bench.cost import ScenarioCost
 from learnflow_stack.bench.drain import DrainResult
 from learnflow_stack.bench.events import EventLagResult
-from learnflow_stack.bench.floors import ACTOR, FRAMEWORK, INVOKE, STATE_GET
+from learnflow_stack.bench.floors import FRAMEWORK, INVOKE, STATE_GET
 from learnflow_stack.bench.load import ScenarioResult
 from learnflow_stack.bench.scenarios import Figures
 from learnflow_stack.bench.stats import PercentileDifference, difference
 from learnflow_stack.bench.usage import ProcessUsage
 
 # What a cache hit cannot skip: the app's own handling, the progress lookup (service invocation
-# into User Progress, which calls the learner's actor) and the one state read of the lesson.
-CACHE_HIT_CHAIN = (FRAMEWORK, INVOKE, ACTOR, STATE_GET)
+# into User Progress, which reads the learner's document) and the one state read of the lesson.
+CACHE_HIT_CHAIN = (FRAMEWORK, INVOKE, STATE_GET, STATE_GET)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _difference_row(label: str, value: PercentileDifference | None) -> str:
 
 
 def _chain_row(hit: ScenarioResult, chain_p50: float | None) -> str:
-    label = "  cache hit over the floors it cannot skip (app + invocation + actor call + GET)"
+    label = "  cache hit over the floors it cannot skip (app + invocation + two state GETs)"
     if chain_p50 is None or hit.latency is None:
         return f"{label}: (no figures)"
     return f"{label}: {chain_p50 * 1000:.1f} ms, {hit.latency.p50 / chain_p50:.1f}x"
@@ -175,7 +175,7 @@ def render(report: BenchReport) -> str:
         "req/s: successes / wall time.",
         "/floor: p50 over the p50 of the scenario's floor at the same concurrency "
         "(cache miss: the stub; cache hit: state GET;",
-        "  GET /lessons: bulk GET; progress and status: the actor call). "
+        "  GET /lessons: bulk GET; updates: the actor call; status: state GET). "
         "rt: the apps' calls to their daprd per request,",
         "  counted by daprd (dapr_http_server_request_count).",
     ]

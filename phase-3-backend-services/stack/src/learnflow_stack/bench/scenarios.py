@@ -274,7 +274,7 @@ class Workloads(Target):
             call,
             requests=self.config.count(STATUS_REQUESTS),
             concurrency=self.config.progress_concurrency,
-            floor=ACTOR,
+            floor=STATE_GET,
         )
 
 
