@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from functools import partial
 
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
@@ -70,14 +70,11 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LessonGenerationActor:
         return LessonGenerationActor(ctx, actor_id, service.generate_once, turns)
 
-    async def relay(stop: asyncio.Event) -> None:
-        await run_relay(outbox, settings.outbox_relay_seconds, stop)
-
     return ServiceParts(
         routers=[router],
         state={"lesson_service": service, "lesson_store": store},
         actors=[HostedActor(LessonGenerationActor, build_actor)],
-        background=[relay],
+        background=[partial(run_relay, outbox, settings.outbox_relay_seconds)],
         # Events still staged go out before the sidecar client closes.
         closers=[outbox.drain, lesson_generator.aclose],
         expected_errors=[CourseAgentError],

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import structlog
 from dapr.actor import Actor, ActorInterface, actormethod
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
@@ -28,18 +27,18 @@ from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
 from learnflow_service_kit.actor_turns import ActorTurns, expired
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
-from learnflow_service_kit.sidecar_client import SidecarClient, Upsert
+from learnflow_service_kit.sidecar_client import SidecarClient
 from prometheus_client import Counter
 
 from user_progress.domain import (
+    LearnerProgress,
     ProgressUpdateRequest,
     apply_lesson_generated,
     apply_update,
-    empty_progress,
     learner_status,
     progress_updated_event,
 )
-from user_progress.learner_document import StoredLearner, learner_progress_key
+from user_progress.learner_document import progress_write, read_progress
 from user_progress.progress_protocol import (
     APPLY_UPDATE,
     RECORD_LESSONS,
@@ -52,7 +51,6 @@ from user_progress.progress_protocol import (
 
 T = TypeVar("T")
 
-log = structlog.get_logger()
 DUPLICATES = Counter(
     "progress_duplicates_total", "Updates or events ignored as already applied", ["source"]
 )
@@ -81,7 +79,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
         self._sidecar = sidecar
         self._outbox = outbox
         self._turns = turns
-        self._stored: StoredLearner | None = None
+        self._progress: LearnerProgress | None = None
 
     async def on_apply_update(self, call: Any) -> dict[str, Any]:
         update = ApplyUpdateCall.from_wire(call)
@@ -91,8 +89,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
         return answer.model_dump(mode="json")
 
     async def _apply_update(self, request: ProgressUpdateRequest) -> UpdateTaken:
-        stored = await self._load()
-        result = apply_update(stored.progress, request)
+        result = apply_update(await self._load(), request)
         if not result.applied:
             DUPLICATES.labels("update").inc()
         else:
@@ -102,9 +99,9 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
                 data=progress_updated_event(request, result.state).model_dump(mode="json"),
                 partition_key=request.learner_id,
             )
-            updated = StoredLearner(progress=result.state)
+            updated = result.state
             staged = await self._write(
-                lambda: self._outbox.commit_with([], lambda _: [self._upsert(updated)], event),
+                lambda: self._outbox.commit_with([], lambda _: [progress_write(updated)], event),
                 updated,
             )
             self._outbox.publish_soon(staged)
@@ -116,39 +113,30 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
         return answer.model_dump(mode="json")
 
     async def _record_lessons(self, lessons: list[LessonGeneratedV1]) -> LessonsRecorded:
-        stored = await self._load()
-        progress = stored.progress
+        progress = await self._load()
         applied = 0
         for lesson in lessons:
             result = apply_lesson_generated(progress, lesson)
             progress = result.state
             applied += result.applied
         if applied:
-            updated = StoredLearner(progress=progress)
-            await self._write(lambda: self._sidecar.transact([self._upsert(updated)]), updated)
+            updated = progress
+            await self._write(lambda: self._sidecar.transact([progress_write(updated)]), updated)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _load(self) -> StoredLearner:
-        if self._stored is None:
-            found = await self._sidecar.get_state(learner_progress_key(self.id.id))
-            self._stored = (
-                StoredLearner(progress=empty_progress(self.id.id))
-                if found is None
-                else StoredLearner.model_validate(found.value)
-            )
-        return self._stored
+    async def _load(self) -> LearnerProgress:
+        if self._progress is None:
+            self._progress = await read_progress(self._sidecar, self.id.id)
+        return self._progress
 
-    def _upsert(self, stored: StoredLearner) -> Upsert:
-        return Upsert(learner_progress_key(self.id.id), stored.model_dump(mode="json"))
-
-    async def _write(self, write: Callable[[], Awaitable[T]], stored: StoredLearner) -> T:
+    async def _write(self, write: Callable[[], Awaitable[T]], progress: LearnerProgress) -> T:
         try:
             written = await write()
         except BaseException:
-            self._stored = None  # written or not: read it again next turn
+            self._progress = None  # written or not: read it again next turn
             raise
-        self._stored = stored
+        self._progress = progress
         return written

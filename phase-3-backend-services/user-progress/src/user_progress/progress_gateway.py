@@ -34,11 +34,10 @@ from user_progress.domain import (
     LearnerProgress,
     LearnerStatus,
     ProgressUpdateRequest,
-    empty_progress,
     learner_status,
     progress_projection,
 )
-from user_progress.learner_document import StoredLearner, learner_progress_key
+from user_progress.learner_document import read_progress
 from user_progress.progress_protocol import (
     ACTOR_TYPE,
     APPLY_UPDATE,
@@ -125,15 +124,9 @@ class DaprProgressGateway:
 
     async def _stored_progress(self, learner_id: str) -> LearnerProgress:
         try:
-            found = await self._dapr.get_state(
-                learner_progress_key(learner_id), timeout=self._deadlines.call_seconds
-            )
+            return await read_progress(self._dapr, learner_id, self._deadlines.call_seconds)
         except (StateStoreUnavailable, SidecarUnavailable) as failure:
             raise dependency_failed(await self._dapr.failing_part(), "retry later") from failure
-        if found is None:
-            return empty_progress(learner_id)
-        try:
-            return StoredLearner.model_validate(found.value).progress
         except ValidationError as corrupt:
             raise ServiceError(
                 500,

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from functools import partial
 
 from dapr.actor.id import ActorId
 from dapr.actor.runtime.context import ActorRuntimeContext
@@ -39,9 +39,6 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
             ctx, actor_id, sidecar=actor_sidecar, outbox=outbox, turns=turns
         )
 
-    async def relay(stop: asyncio.Event) -> None:
-        await run_relay(outbox, settings.outbox_relay_seconds, stop)
-
     progress = adapters.progress or DaprProgressGateway(
         dapr, settings.call_deadlines, settings.max_pending_updates_per_learner
     )
@@ -49,7 +46,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         routers=[progress_routes.router, delivery_routes.router],
         state={"progress": progress},  # read by progress_routes.gateway
         actors=[HostedActor(LearnerProgressActor, build_actor)],
-        background=[relay],
+        background=[partial(run_relay, outbox, settings.outbox_relay_seconds)],
         # Events still staged go out before the sidecar client closes.
         closers=[outbox.drain, actor_sidecar.aclose],
     )

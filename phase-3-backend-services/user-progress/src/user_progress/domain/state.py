@@ -67,7 +67,7 @@ class LastActivity(StrictModel):
 
 
 class LearnerProgress(BaseModel):
-    """The actor state of one learner (``model_dump_json`` / ``model_validate_json``)."""
+    """One learner's progress, as stored in their document (``learner_document``)."""
 
     model_config = ConfigDict(extra="forbid")
 
