@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 from learnflow_stack.bench.config import BenchConfig
 from learnflow_stack.bench.cost import ScenarioCost
-from learnflow_stack.bench.drain import DrainResult, applied_count
+from learnflow_stack.bench.drain import DrainResult
 from learnflow_stack.bench.events import EventLagResult
 from learnflow_stack.bench.floors import FRAMEWORK, INVOKE, STATE_GET
 from learnflow_stack.bench.load import ScenarioResult
 from learnflow_stack.bench.report import BenchReport, render
+from learnflow_stack.bench.requests import applied_count
 from learnflow_stack.bench.scenarios import Figures
 from learnflow_stack.bench.stats import LatencySummary
 from learnflow_stack.bench.usage import ProcessUsage

@@ -23,7 +23,6 @@ from learnflow_stack.bench.requests import Target, lesson_generated_event
 DRAIN_EVENTS = 2000  # at --requests 1.0
 EVENTS_PER_LEARNER = 5
 _POLL_SECONDS = 0.1  # every scrape costs the app CPU: py-spy saw 20 ms polls take 8.6%
-_APPLIED = 'lesson_events_total{outcome="applied"}'
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,6 @@ class DrainResult:
     def events_per_second(self) -> float:
         finished = self.all_applied_seconds
         return self.events / finished if finished else 0.0
-
-
-def applied_count(metrics_text: str) -> int:
-    for line in metrics_text.splitlines():
-        if line.startswith(_APPLIED):
-            return round(float(line.rsplit(" ", 1)[1]))
-    return 0
 
 
 def _produce(bootstrap: str, target: Target, events: int) -> int:
@@ -79,10 +71,9 @@ def _produce(bootstrap: str, target: Target, events: int) -> int:
 async def measure_drain(target: Target, kafka_bootstrap: str) -> DrainResult:
     events = target.config.count(DRAIN_EVENTS)
     learners = max(1, events // EVENTS_PER_LEARNER)
-    metrics_url = f"{target.progress.url}/metrics"
     first_error: str | None = None
     try:
-        before = applied_count((await target.client.get(metrics_url)).text)
+        before = await target.lesson_events_applied()
     except REQUEST_FAILURES as error:
         return DrainResult(events, learners, 0.0, 0, None, None, None, describe(error))
     snapshot = await target.meter.snapshot()
@@ -96,7 +87,7 @@ async def measure_drain(target: Target, kafka_bootstrap: str) -> DrainResult:
     deadline = began + target.config.max_seconds_per_scenario * 3
     while time.perf_counter() < deadline:
         try:
-            applied = applied_count((await target.client.get(metrics_url)).text) - before
+            applied = await target.lesson_events_applied() - before
         except REQUEST_FAILURES as error:
             first_error = first_error or describe(error)
         now = time.perf_counter() - began

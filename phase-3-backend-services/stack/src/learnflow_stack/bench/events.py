@@ -15,6 +15,7 @@ from learnflow_stack.bench.stats import LatencySummary, summarize, throughput
 
 LAG_EVENTS = 50  # the burst, at --requests 1.0
 LONE_LAG_EVENTS = 5  # not scaled: published one at a time before the burst
+_COUNT_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -120,10 +121,32 @@ async def _publish_and_watch(target: Target, indices: range, deadline: float) ->
     return watched
 
 
+async def _counted(target: Target, at_least: int, deadline: float) -> bool:
+    """Whether User Progress's applied-events counter reaches ``at_least`` by ``deadline``."""
+    while True:
+        try:
+            if await target.lesson_events_applied() >= at_least:
+                return True
+        except REQUEST_FAILURES as error:
+            log(f"reading User Progress's counter: {describe(error)}")
+        if time.perf_counter() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+
+
 async def measure_event_lag(target: Target) -> EventLagResult:
     """First LONE_LAG_EVENTS events one at a time (nothing queued, one GET per poll round),
-    then a burst of LAG_EVENTS published at once (queueing, and the consumption rate)."""
+    then a burst of LAG_EVENTS published at once (queueing, and the consumption rate).
+
+    It returns once User Progress has also counted every event it showed: a delivery is
+    answered, and its events counted, only after each of its learners' writes, so a scenario
+    reading the counter next would otherwise count the last of these as its own."""
     deadline = target.deadline()
+    try:
+        counted_before: int | None = await target.lesson_events_applied()
+    except REQUEST_FAILURES as error:
+        log(f"reading User Progress's counter: {describe(error)}")
+        counted_before = None
     lone = WatchedEvents()
     for index in range(LONE_LAG_EVENTS):
         lone.merge(await _publish_and_watch(target, range(index, index + 1), deadline))
@@ -142,6 +165,11 @@ async def measure_event_lag(target: Target) -> EventLagResult:
         *lone.poll_errors,
         *burst.poll_errors,
     ]
+    seen = len(lone.visible_at) + len(burst.visible_at)
+    # Counting follows the writes within milliseconds; a few seconds past the cap is plenty.
+    count_deadline = max(deadline, time.perf_counter() + _COUNT_GRACE_SECONDS)
+    if counted_before is None or not await _counted(target, counted_before + seen, count_deadline):
+        errors.append(f"User Progress showed {seen} events but did not count them in time")
     log(f"event lag: {len(lone.visible_at)} lone and {len(burst.visible_at)} burst events seen")
     return EventLagResult(
         lone_published=len(lone.published_at),
@@ -153,6 +181,6 @@ async def measure_event_lag(target: Target) -> EventLagResult:
         burst_events_per_second=throughput(len(burst.visible_at), span),
         burst_mean_poll_round_seconds=burst.mean_round(),
         publish_errors=len(lone.publish_errors) + len(burst.publish_errors),
-        poll_errors=len(lone.poll_errors) + len(burst.poll_errors),
+        poll_errors=len(errors) - len(lone.publish_errors) - len(burst.publish_errors),
         first_error=errors[0] if errors else None,
     )

@@ -19,6 +19,16 @@ from learnflow_stack.bench.load import expect
 from learnflow_stack.paths import PHASE_DIR
 from learnflow_stack.stack import AppInstance
 
+_APPLIED = 'lesson_events_total{outcome="applied"}'
+
+
+def applied_count(metrics_text: str) -> int:
+    """User Progress's count of lesson-generated events applied, from its /metrics text."""
+    for line in metrics_text.splitlines():
+        if line.startswith(_APPLIED):
+            return round(float(line.rsplit(" ", 1)[1]))
+    return 0
+
 
 def active_system_prompt() -> str:
     """The active lesson system prompt's text, so the direct stub call carries what the
@@ -125,6 +135,9 @@ class Target:
         )
         answer: dict[str, Any] = expect(response, status).json()
         return answer
+
+    async def lesson_events_applied(self) -> int:
+        return applied_count((await self.client.get(f"{self.progress.url}/metrics")).text)
 
     async def lessons_assigned(self, learner_id: str) -> int:
         response = await self.client.get(
