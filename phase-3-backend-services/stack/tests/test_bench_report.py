@@ -63,6 +63,7 @@ def _report() -> BenchReport:
         idle=_IDLE,
         floors=[_scenario("state get", 0.002), _scenario("actor call", 0.005)],
         stub_direct=_scenario("stub direct", 0.200),
+        first_misses=_scenario("first misses", 0.550, floor="stub direct"),
         cache_miss=_scenario("cache miss", 0.260, cut_short=True, floor="stub direct"),
         cache_hit=_scenario("cache hit", 0.010, floor="state get", cost=_HIT_COST),
         lesson_list=dataclasses.replace(
@@ -123,6 +124,7 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
         rows.setdefault(line.split("  ")[0], line)
 
     assert rows["stub direct"].split()[-6:] == ["200.0", "300.0", "400.0", "12.5", "-", "-"]
+    assert rows["first misses"].split()[-2] == "2.8x"  # the first generations, over the stub
     assert "40*" in rows["cache miss"].split()  # capped: marked
     assert rows["cache miss"].split()[-2] == "1.3x"  # over the stub
     assert rows["cache hit"].split()[-3:] == ["12.5", "5.0x", "3.0"]  # req/s, /floor, rt

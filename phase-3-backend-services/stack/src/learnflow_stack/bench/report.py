@@ -160,6 +160,7 @@ def render(report: BenchReport) -> str:
         _HEADER,
         _RULE,
         _scenario_row(figures.stub_direct),
+        row(figures.first_misses),
         row(figures.cache_miss),
         _difference_row("  service overhead: cache miss - direct stub", report.service_overhead),
         row(figures.cache_hit),

@@ -34,6 +34,7 @@ from learnflow_stack.bench.requests import (
     quiz_update,
     stub_chat_request,
 )
+from learnflow_stack.bench.stats import summarize, throughput
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import AppInstance
 
@@ -57,6 +58,7 @@ class Figures:
     idle: ScenarioCost | None  # per second, before any request: what the stack costs at rest
     floors: list[ScenarioResult]  # each floor at each concurrency the scenarios use
     stub_direct: ScenarioResult
+    first_misses: ScenarioResult  # the first generations after start, all at once, no warm-up
     cache_miss: ScenarioResult
     cache_hit: ScenarioResult
     lesson_list: ScenarioResult
@@ -70,6 +72,7 @@ class Figures:
     def scenarios(self) -> list[ScenarioResult]:
         return [
             self.stub_direct,
+            self.first_misses,
             self.cache_miss,
             self.cache_hit,
             self.lesson_list,
@@ -121,6 +124,29 @@ class Workloads(Target):
             requests=self.config.count(STUB_DIRECT_REQUESTS),
             concurrency=self.config.concurrency,
             deadline=self.deadline(),
+        )
+
+    async def first_misses(self) -> ScenarioResult:
+        """The process's first generations, ``concurrency`` of them at once: what the first
+        learners after a start or a deploy wait, one-time costs included."""
+        name = "Course Agent generate, first misses after start"
+
+        async def call(index: int) -> None:
+            await self.generate(self.id_for("first", index), f"First topic {index}", 201)
+
+        concurrency = self.config.concurrency
+        run = await drive(call, range(concurrency), concurrency, self.deadline())
+        log(f"{name}: {len(run.latencies)} ok, {len(run.errors)} errors")
+        return ScenarioResult(
+            name=name,
+            concurrency=concurrency,
+            planned=concurrency,
+            errors=len(run.errors),
+            latency=summarize(run.latencies),
+            requests_per_second=throughput(len(run.latencies), run.elapsed_seconds),
+            cut_short=run.attempted < concurrency,
+            first_error=run.errors[0] if run.errors else None,
+            floor=STUB_DIRECT,
         )
 
     async def cache_miss(self) -> ScenarioResult:
@@ -311,6 +337,7 @@ async def measure_all(
             for floor in await floors.run(concurrency)
         ]
         work = Workloads(*target)
+        first_misses = await work.first_misses()
         stub_direct = await work.stub_direct()
         cache_miss = await work.cache_miss()
         cache_hit = await work.cache_hit()
@@ -325,6 +352,7 @@ async def measure_all(
         idle=idle,
         floors=measured_floors,
         stub_direct=stub_direct,
+        first_misses=first_misses,
         cache_miss=cache_miss,
         cache_hit=cache_hit,
         lesson_list=lesson_list,
