@@ -100,6 +100,9 @@ class TokenCounter:
 
     def __init__(self, model: str) -> None:
         encoding = encoding_for_model(model)
+        # tiktoken builds its pattern on the first encode (~40 ms): pay it at start-up, not
+        # in a learner's request.
+        encoding.encode("")
         self._tokens_in = lru_cache(maxsize=self._REMEMBERED_TEXTS)(
             lambda text: len(encoding.encode(text))
         )

@@ -63,6 +63,9 @@ class OpenAiLessonGenerator:
         default_retry_after_seconds: float = 5.0,
     ) -> None:
         self._client = client
+        # Resolved now, at start-up: the SDK imports its resource modules on first use, and
+        # that import (~0.3 s) stalled every request in flight behind the first generation.
+        self._completions = client.chat.completions
         self.model = model
         self.parameters = parameters or GenerationParameters()
         self._default_retry_after = default_retry_after_seconds
@@ -161,7 +164,7 @@ class OpenAiLessonGenerator:
         return await self._ask_with_json_object(messages)
 
     async def _ask_with_json_schema(self, messages: Sequence[ChatMessage]) -> _Answer:
-        completion = await self._client.chat.completions.create(
+        completion = await self._completions.create(
             model=self.model,
             messages=_to_wire(messages),
             response_format=_LESSON_RESPONSE_FORMAT,
@@ -171,7 +174,7 @@ class OpenAiLessonGenerator:
         return _answer(completion)
 
     async def _ask_with_json_object(self, messages: Sequence[ChatMessage]) -> _Answer:
-        completion = await self._client.chat.completions.create(
+        completion = await self._completions.create(
             model=self.model,
             messages=_to_wire(_with_schema_described(messages)),
             response_format={"type": "json_object"},

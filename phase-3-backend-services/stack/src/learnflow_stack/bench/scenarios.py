@@ -129,7 +129,7 @@ class Workloads(Target):
     async def first_misses(self) -> ScenarioResult:
         """The process's first generations, ``concurrency`` of them at once: what the first
         learners after a start or a deploy wait, one-time costs included."""
-        name = "Course Agent generate, first misses after start"
+        name = "Course Agent generate, first after start"
 
         async def call(index: int) -> None:
             await self.generate(self.id_for("first", index), f"First topic {index}", 201)
