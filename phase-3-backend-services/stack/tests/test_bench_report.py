@@ -9,7 +9,14 @@ from learnflow_stack.bench.config import BenchConfig
 from learnflow_stack.bench.cost import ScenarioCost
 from learnflow_stack.bench.drain import DrainResult
 from learnflow_stack.bench.events import EventLagResult
-from learnflow_stack.bench.floors import FRAMEWORK, INVOKE, STATE_GET
+from learnflow_stack.bench.floors import (
+    ACTOR,
+    BULK_GET,
+    FRAMEWORK,
+    INVOKE,
+    STATE_GET,
+    TRANSACTION,
+)
 from learnflow_stack.bench.load import ScenarioResult
 from learnflow_stack.bench.report import BenchReport, render
 from learnflow_stack.bench.requests import applied_count
@@ -175,15 +182,35 @@ def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
 
     # The state GET twice: User Progress reads the learner, then the agent its cache pointer.
     assert report.cache_hit_chain_p50 == pytest.approx(0.010)
-    line = next(line for line in render(report).splitlines() if "cannot skip" in line)
+    line = next(line for line in render(report).splitlines() if "cache hit over" in line)
     assert line.endswith(": 10.0 ms, 1.0x")  # the hit's p50 is 10 ms
+
+
+def test_report_compares_a_cache_miss_overhead_with_the_floors_it_cannot_skip() -> None:
+    report = _report()
+    chain = [
+        _scenario(FRAMEWORK, 0.001),
+        _scenario(INVOKE, 0.004),
+        _scenario(STATE_GET, 0.0025),
+        _scenario(ACTOR, 0.003),
+        _scenario(BULK_GET, 0.002),
+        _scenario(TRANSACTION, 0.0025),
+    ]
+    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
+    report = dataclasses.replace(report, figures=figures)
+
+    # The hit's chain (10 ms), the actor call, the turn's read and two transactions: 20 ms.
+    assert report.cache_miss_chain_p50 == pytest.approx(0.020)
+    line = next(line for line in render(report).splitlines() if "overhead over the" in line)
+    assert line.endswith(": 20.0 ms, 3.0x")  # the miss's overhead over the stub is 60 ms
 
 
 def test_without_every_floor_of_the_chain_there_is_no_comparison() -> None:
     report = _report()  # its floors hold no service invocation
 
     assert report.cache_hit_chain_p50 is None
-    assert any(line.endswith("(no figures)") for line in render(report).splitlines())
+    assert report.cache_miss_chain_p50 is None
+    assert sum(line.endswith("(no figures)") for line in render(report).splitlines()) == 2
 
 
 def test_report_as_json_holds_the_overheads_in_seconds() -> None:
