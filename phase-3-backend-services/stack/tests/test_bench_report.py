@@ -18,6 +18,7 @@ from learnflow_stack.bench.floors import (
     TRANSACTION,
 )
 from learnflow_stack.bench.load import ScenarioResult
+from learnflow_stack.bench.outbox_drain import OutboxDrainResult, learners_out_of_order
 from learnflow_stack.bench.report import BenchReport, render
 from learnflow_stack.bench.requests import applied_count
 from learnflow_stack.bench.scenarios import Figures
@@ -89,6 +90,17 @@ def _report() -> BenchReport:
             half_applied_seconds=2.0,
             all_applied_seconds=4.0,
         ),
+        outbox_drain=OutboxDrainResult(
+            events=2000,
+            learners=400,
+            in_slots=1010,
+            stage_seconds=1.2,
+            seen=2000,
+            first_seen_seconds=3.5,
+            all_seen_seconds=7.5,
+            publish_span_seconds=4.0,
+            learners_out_of_order=0,
+        ),
         event_lag=EventLagResult(
             lone_published=5,
             lone=LatencySummary(count=5, p50=0.05, p95=0.06, p99=0.06, mean=0.05, maximum=0.061),
@@ -145,6 +157,9 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
     assert "NOTE on lesson list: the list shows 19 of the 20 lessons" in text
     assert "3, 60.0 MiB" in next(line for line in text.splitlines() if "postgres" in line)
     assert "all at 4.00 s -> 500 events/s" in text
+    assert "all at 7.50 s after staging" in text
+    assert "first to last 4.00 s -> 500 events/s" in text  # the outbox's backlog
+    assert "out of order: 0" in text
 
 
 def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:
@@ -228,3 +243,25 @@ def test_applied_count_reads_the_applied_series_only() -> None:
     )
     assert applied_count(metrics) == 1234
     assert applied_count("") == 0
+
+
+def test_an_outbox_backlog_not_all_on_kafka_or_out_of_order_fails_the_run() -> None:
+    report = _report()
+    assert report.failed_requests == 0
+    drain = dataclasses.replace(report.figures.outbox_drain, seen=1990, learners_out_of_order=2)
+    figures = dataclasses.replace(report.figures, outbox_drain=drain)
+
+    assert dataclasses.replace(report, figures=figures).failed_requests == 12
+
+
+def test_a_learner_is_out_of_order_when_its_events_arrive_in_another_order() -> None:
+    staged = {"ada": ["a1", "a2", "a3"], "bob": ["b1", "b2"], "cy": ["c1"]}
+    arrived = [("a1", 0, 10), ("b2", 1, 4), ("a2", 0, 11), ("b1", 1, 5), ("a3", 0, 12)]
+
+    # bob's second event reached the partition first; cy's never came (counted elsewhere).
+    assert learners_out_of_order(staged, arrived) == 1
+    in_order = [
+        ("b1", 1, 4) if e == "b2" else ("b2", 1, 5) if e == "b1" else (e, p, o)
+        for e, p, o in arrived
+    ]
+    assert learners_out_of_order(staged, in_order) == 0

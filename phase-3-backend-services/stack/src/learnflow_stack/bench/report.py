@@ -19,6 +19,7 @@ from learnflow_stack.bench.floors import (
     TRANSACTION,
 )
 from learnflow_stack.bench.load import ScenarioResult
+from learnflow_stack.bench.outbox_drain import OutboxDrainResult
 from learnflow_stack.bench.scenarios import Figures
 from learnflow_stack.bench.stats import PercentileDifference, difference
 from learnflow_stack.bench.usage import ProcessUsage
@@ -75,7 +76,7 @@ class BenchReport:
         measured = [*self.figures.floors, *self.figures.scenarios()]
         scenario_errors = sum(s.errors for s in measured)
         drain = self.figures.drain
-        scenario_errors += drain.events - drain.applied
+        scenario_errors += drain.events - drain.applied + self.figures.outbox_drain.errors
         return scenario_errors + lag.publish_errors + lag.poll_errors
 
     def as_json(self) -> dict[str, Any]:
@@ -224,6 +225,7 @@ def render(report: BenchReport) -> str:
         "",
         *_event_lag_lines(figures.event_lag),
         *_drain_lines(figures.drain),
+        *_outbox_drain_lines(figures.outbox_drain),
         "",
         *_usage_lines(report.processes),
     ]
@@ -325,6 +327,31 @@ def _drain_lines(drain: DrainResult) -> list[str]:
             f"  per event: {drain.cost.deliveries.get('user-progress', 0):.2f} deliveries to "
             f"user-progress, {drain.cost.round_trips.get('user-progress', 0):.2f} of its calls "
             f"to daprd; CPU ms {cpu}"
+        )
+    if drain.first_error:
+        lines.append(f"  first error: {drain.first_error}")
+    return lines
+
+
+def _outbox_drain_lines(drain: OutboxDrainResult) -> list[str]:
+    def at(seconds: float | None) -> str:
+        return "never" if seconds is None else f"{seconds:.2f} s"
+
+    span = "?" if drain.publish_span_seconds is None else f"{drain.publish_span_seconds:.2f} s"
+    lines = [
+        f"Outbox backlog: {drain.events} progress-updated events ({drain.learners} learners) "
+        f"staged in User Progress's outbox in {drain.stage_seconds:.2f} s "
+        f"({drain.in_slots} in slots, the rest in shards), as while Kafka is down",
+        f"  on Kafka {drain.seen}: first at {at(drain.first_seen_seconds)}, all at "
+        f"{at(drain.all_seen_seconds)} after staging (the relay leaves events 3 s to their "
+        f"stager); first to last {span} -> {drain.events_per_second:.0f} events/s",
+        f"  learners whose events arrived out of order: {drain.learners_out_of_order}",
+    ]
+    if drain.cost:
+        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in drain.cost.cpu_ms.items() if ms)
+        lines.append(
+            f"  per event: {drain.cost.round_trips.get('user-progress', 0):.2f} of User "
+            f"Progress's calls to daprd; CPU ms {cpu}"
         )
     if drain.first_error:
         lines.append(f"  first error: {drain.first_error}")

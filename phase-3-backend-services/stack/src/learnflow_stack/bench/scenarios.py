@@ -28,6 +28,7 @@ from learnflow_stack.bench.load import (
     log,
     measure,
 )
+from learnflow_stack.bench.outbox_drain import OutboxDrainResult, measure_outbox_drain
 from learnflow_stack.bench.requests import (
     Target,
     active_system_prompt,
@@ -68,6 +69,7 @@ class Figures:
     status: ScenarioResult
     event_lag: EventLagResult
     drain: DrainResult
+    outbox_drain: OutboxDrainResult
 
     def scenarios(self) -> list[ScenarioResult]:
         return [
@@ -348,6 +350,7 @@ async def measure_all(
         status = await work.status()
         event_lag = await measure_event_lag(work)
         drain = await measure_drain(work, kafka_bootstrap)
+        outbox_drain = await measure_outbox_drain(work, kafka_bootstrap)
     return Figures(
         idle=idle,
         floors=measured_floors,
@@ -362,4 +365,5 @@ async def measure_all(
         status=status,
         event_lag=event_lag,
         drain=drain,
+        outbox_drain=outbox_drain,
     )
