@@ -18,7 +18,11 @@ from learnflow_stack.bench.floors import (
     TRANSACTION,
 )
 from learnflow_stack.bench.load import ScenarioResult
-from learnflow_stack.bench.outbox_drain import OutboxDrainResult, learners_out_of_order
+from learnflow_stack.bench.outbox_drain import (
+    OutboxDrainResult,
+    busiest_pass,
+    learners_out_of_order,
+)
 from learnflow_stack.bench.report import BenchReport, render
 from learnflow_stack.bench.requests import applied_count
 from learnflow_stack.bench.scenarios import Figures
@@ -99,6 +103,7 @@ def _report() -> BenchReport:
             first_seen_seconds=3.5,
             all_seen_seconds=7.5,
             publish_span_seconds=4.0,
+            busiest_pass=(1500, 2.5),
             learners_out_of_order=0,
         ),
         event_lag=EventLagResult(
@@ -158,7 +163,8 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
     assert "3, 60.0 MiB" in next(line for line in text.splitlines() if "postgres" in line)
     assert "all at 4.00 s -> 500 events/s" in text
     assert "all at 7.50 s after staging" in text
-    assert "first to last 4.00 s -> 500 events/s" in text  # the outbox's backlog
+    assert "first to last 4.00 s" in text  # the outbox's backlog
+    assert "busiest pass: 1500 events in 2.50 s -> 600 events/s" in text
     assert "out of order: 0" in text
 
 
@@ -265,3 +271,14 @@ def test_a_learner_is_out_of_order_when_its_events_arrive_in_another_order() -> 
         for e, p, o in arrived
     ]
     assert learners_out_of_order(staged, in_order) == 0
+
+
+def test_the_busiest_relay_pass_is_the_largest_run_of_events_without_a_pause() -> None:
+    first_pass = [10.0 + i * 0.01 for i in range(100)]  # 100 events over 0.99 s
+    second_pass = [13.0 + i * 0.002 for i in range(300)]  # 300 over 0.598 s, 2 s later
+
+    events, seconds = busiest_pass([*second_pass, *first_pass])
+
+    assert events == 300
+    assert seconds == pytest.approx(0.598)
+    assert busiest_pass([]) == (0, 0.0)

@@ -338,13 +338,16 @@ def _outbox_drain_lines(drain: OutboxDrainResult) -> list[str]:
         return "never" if seconds is None else f"{seconds:.2f} s"
 
     span = "?" if drain.publish_span_seconds is None else f"{drain.publish_span_seconds:.2f} s"
+    pass_events, pass_seconds = drain.busiest_pass
     lines = [
         f"Outbox backlog: {drain.events} progress-updated events ({drain.learners} learners) "
         f"staged in User Progress's outbox in {drain.stage_seconds:.2f} s "
         f"({drain.in_slots} in slots, the rest in shards), as while Kafka is down",
         f"  on Kafka {drain.seen}: first at {at(drain.first_seen_seconds)}, all at "
         f"{at(drain.all_seen_seconds)} after staging (the relay leaves events 3 s to their "
-        f"stager); first to last {span} -> {drain.events_per_second:.0f} events/s",
+        f"stager, and passes every 2 s); first to last {span}",
+        f"  the relay's busiest pass: {pass_events} events in {pass_seconds:.2f} s "
+        f"-> {drain.events_per_second:.0f} events/s",
         f"  learners whose events arrived out of order: {drain.learners_out_of_order}",
     ]
     if drain.cost:
