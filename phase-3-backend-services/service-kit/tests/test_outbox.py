@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import pytest
-from learnflow_contracts.names import PUBSUB, STATESTORE
 from learnflow_service_kit.outbox import (
     RELAY_GRACE_SECONDS,
-    RELAY_LANES,
     Outbox,
     OutboxEvent,
     outbox_shard_key,
 )
 from learnflow_service_kit.scripted_daprd import ScriptedDaprd
-from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
-from learnflow_service_kit.sidecar_http import HttpxSidecar
+from learnflow_service_kit.sidecar_client import StateEntry, Upsert
 
 
 def _pending(daprd: ScriptedDaprd) -> int:
@@ -169,7 +165,8 @@ async def test_after_a_failed_publish_new_events_wait_for_the_backoff_not_the_br
 async def test_a_relay_pass_stops_at_the_first_failed_publish(
     outbox: Outbox, sidecar: ScriptedDaprd, clock: Clock
 ) -> None:
-    for event in _events(5, partition_key="ada"):
+    for n in range(5):
+        event = OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
         await outbox.commit_with([], _write_lesson, event)
     sidecar.broker_up = False
     clock.past_the_relay_grace()
@@ -210,9 +207,9 @@ async def test_build_gets_the_keys_it_reads_with_their_etags(
     assert sidecar.state["index"][0] == {"lessons": ["b", "a"]}
 
 
-def _events(count: int, partition_key: str | None = None) -> list[OutboxEvent]:
+def _events(count: int) -> list[OutboxEvent]:
     return [
-        OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"}, partition_key)
+        OutboxEvent(f"lesson-{n}", "lesson-generated", {"lesson_id": f"lesson-{n}"})
         for n in range(count)
     ]
 
@@ -275,11 +272,11 @@ def _picking(*slots: str) -> Callable[[Sequence[str]], str]:
     return lambda _: next(picks)
 
 
-async def test_the_relay_publishes_a_learners_events_oldest_first_wherever_they_wait(
+async def test_the_relay_publishes_the_oldest_first_wherever_it_waits(
     sidecar: ScriptedDaprd, clock: Clock
 ) -> None:
     outbox = Outbox(sidecar.client(), clock=clock, pick=_picking("outbox-slot-7", "outbox-slot-2"))
-    first, second, third = _events(3, partition_key="ada")
+    first, second, third = _events(3)
     await outbox.commit_with([], _write_lesson, first)
     clock.now += 1
     await outbox.commit_with([], _write_lesson, second)
@@ -425,74 +422,3 @@ async def test_the_relay_leaves_a_young_event_to_whoever_staged_it(
     clock.now += 0.5  # its stager never unstaged it (crashed): now the relay's
     assert await outbox.relay_once() == 1
     assert _pending(sidecar) == 0
-
-
-class SlowBroker(SidecarClient):
-    """The scripted daprd, whose publishes take a while: records how many are in flight at
-    once, overall and per partition key."""
-
-    def __init__(self, daprd: ScriptedDaprd) -> None:
-        super().__init__(lambda: HttpxSidecar.scripted(daprd.handle), STATESTORE, PUBSUB)
-        self.in_flight: list[str | None] = []
-        self.most_at_once = 0
-        self.one_key_twice = False
-
-    async def publish(
-        self, topic: str, data: Mapping[str, Any], event_id: str, partition_key: str | None = None
-    ) -> None:
-        self.one_key_twice |= partition_key in self.in_flight
-        self.in_flight.append(partition_key)
-        self.most_at_once = max(self.most_at_once, len(self.in_flight))
-        try:
-            await asyncio.sleep(0.01)
-            await super().publish(topic, data, event_id, partition_key)
-        finally:
-            self.in_flight.remove(partition_key)
-
-
-def _learners_events(learners: int, each: int) -> list[OutboxEvent]:
-    """Each learner's events one after another, as a learner's burst of updates stages them."""
-    return [
-        OutboxEvent(f"{learner}-{n}", "progress-updated", {"n": n}, f"learner-{learner}")
-        for learner in range(learners)
-        for n in range(each)
-    ]
-
-
-async def test_the_relay_publishes_several_learners_at_once_each_in_order(
-    sidecar: ScriptedDaprd, clock: Clock
-) -> None:
-    broker = SlowBroker(sidecar)
-    outbox = Outbox(broker, clock=clock)
-    for event in _learners_events(learners=20, each=3):
-        await outbox.commit_with([], _write_lesson, event)
-        clock.now += 0.001
-    clock.past_the_relay_grace()
-
-    assert await outbox.relay_once() == 60
-
-    assert 1 < broker.most_at_once <= RELAY_LANES
-    assert not broker.one_key_twice  # a learner's events never overtake each other
-    for learner in range(20):
-        ids = [
-            event_id for _, _, event_id in sidecar.published if event_id.startswith(f"{learner}-")
-        ]
-        assert ids == [f"{learner}-0", f"{learner}-1", f"{learner}-2"]
-    assert _pending(sidecar) == 0
-
-
-async def test_after_a_failed_publish_no_lane_publishes_again_in_that_pass(
-    sidecar: ScriptedDaprd, clock: Clock
-) -> None:
-    broker = SlowBroker(sidecar)
-    outbox = Outbox(broker, clock=clock)
-    for event in _learners_events(learners=20, each=3):
-        await outbox.commit_with([], _write_lesson, event)
-    sidecar.broker_up = False
-    clock.past_the_relay_grace()
-
-    assert await outbox.relay_once() == 0
-
-    # The lanes' first publishes were already under way; none started after one failed.
-    assert sidecar.publish_attempts == RELAY_LANES
-    assert _pending(sidecar) == 60

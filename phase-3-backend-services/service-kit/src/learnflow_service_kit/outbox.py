@@ -56,8 +56,6 @@ _SLOT_COLLISIONS = 2
 # The relay leaves an event this young to whoever staged it: their publish (1.5 s at most) and
 # unstaging (1 s) are under way, and a second publish would only be a duplicate.
 RELAY_GRACE_SECONDS = 3.0
-# Partition keys the relay publishes at once (one key's events stay one at a time, in order).
-RELAY_LANES = 8
 # How long a published event waits to be unstaged, so that one read and one write unstage many.
 # A shard's events also leave for free with the next event staged in their shard meanwhile.
 # Well under the relay's grace, so another replica's relay rarely republishes one (a consumer
@@ -261,12 +259,9 @@ class Outbox:
         return self._backoff.remaining()
 
     async def relay_once(self) -> int:
-        """Publish everything pending; returns how many were published.
+        """Publish everything pending, oldest first; returns how many were published.
 
-        Every slot and shard is read in one bulk GET. Each partition key's events (a learner's)
-        go out oldest first, one at a time, so they reach their partition in the order they
-        were staged; RELAY_LANES keys are published at once (one event at a time made a
-        backlog wait on each publish's round trip in turn). The pass stops at the first failed
+        Every slot and shard is read in one bulk GET. The pass stops at the first failed
         publish: the broker is down, and every further attempt would only cost a timeout and
         maybe a duplicate delivered later. Events staged less than RELAY_GRACE_SECONDS ago are
         left to their stager.
@@ -280,32 +275,22 @@ class Outbox:
             ((raw, key) for key in keys if key in found for raw in _staged_events(key, found[key])),
             key=lambda item: float(item[0].get("staged_at", 0.0)),
         )
-        lanes: dict[str, list[tuple[dict[str, Any], str]]] = {}
-        for raw, key in waiting:
-            if raw["event_id"] in self._to_forget.get(key, ()):
-                continue  # published already, about to be unstaged
-            lanes.setdefault(raw.get("partition_key") or raw["event_id"], []).append((raw, key))
         published: Staged = {}
         pending = 0
         broker_failing = False
-        unstarted = iter(lanes.values())
-
-        async def relay_lanes() -> None:
-            nonlocal pending, broker_failing
-            for lane in unstarted:
-                for index, (raw, key) in enumerate(lane):
-                    # The rest of a lane is younger still: its stager is still publishing it.
-                    young = self._clock() - raw.get("staged_at", 0.0) < RELAY_GRACE_SECONDS
-                    if young or broker_failing:
-                        pending += len(lane) - index
-                        break
-                    if not await self._relay(raw):
-                        broker_failing = True
-                        pending += len(lane) - index
-                        break
-                    published.setdefault(key, set()).add(raw["event_id"])
-
-        await asyncio.gather(*(relay_lanes() for _ in range(RELAY_LANES)))
+        for raw, key in waiting:
+            if raw["event_id"] in self._to_forget.get(key, ()):
+                continue  # published already, about to be unstaged
+            young = self._clock() - raw.get("staged_at", 0.0) < RELAY_GRACE_SECONDS
+            # A young event's stager (maybe another replica) is still publishing it.
+            if young or broker_failing:
+                pending += 1
+                continue
+            if not await self._relay(raw):
+                broker_failing = True
+                pending += 1
+                continue
+            published.setdefault(key, set()).add(raw["event_id"])
         await self._unstage(published, found)
         PENDING.set(pending)
         return sum(len(ids) for ids in published.values())
