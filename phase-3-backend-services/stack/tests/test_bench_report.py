@@ -39,11 +39,12 @@ def _scenario(
     cut_short: bool = False,
     floor: str | None = None,
     cost: ScenarioCost | None = None,
+    concurrency: int = 4,
 ) -> ScenarioResult:
     latency = LatencySummary(count=40, p50=p50, p95=p50 * 1.5, p99=p50 * 2, mean=p50, maximum=1.0)
     return ScenarioResult(
         name=name,
-        concurrency=4,
+        concurrency=concurrency,
         planned=50,
         errors=0,
         latency=latency,
@@ -78,6 +79,7 @@ def _report() -> BenchReport:
         first_misses=_scenario("first misses", 0.550, floor="stub direct"),
         cache_miss=_scenario("cache miss", 0.260, cut_short=True, floor="stub direct"),
         cache_hit=_scenario("cache hit", 0.010, floor="state get", cost=_HIT_COST),
+        cache_hit_wide=_scenario("cache hit at 8", 0.020, floor="state get", concurrency=8),
         lesson_list=dataclasses.replace(
             _scenario("lesson list", 0.020), note="the list shows 19 of the 20 lessons"
         ),
@@ -207,6 +209,24 @@ def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
     assert line.endswith(": 10.0 ms, 1.0x")  # the hit's p50 is 10 ms
 
 
+def test_a_cache_hit_at_conc_8_is_compared_with_the_floors_at_conc_8() -> None:
+    report = _report()
+    chain = [
+        _scenario(FRAMEWORK, 0.001),
+        _scenario(INVOKE, 0.004),
+        _scenario(STATE_GET, 0.0025),
+        _scenario(FRAMEWORK, 0.002, concurrency=8),
+        _scenario(INVOKE, 0.008, concurrency=8),
+        _scenario(STATE_GET, 0.005, concurrency=8),
+    ]
+    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
+    report = dataclasses.replace(report, figures=figures)
+
+    assert report.cache_hit_wide_chain_p50 == pytest.approx(0.020)
+    lines = [line for line in render(report).splitlines() if "cache hit over" in line]
+    assert lines[1].endswith(": 20.0 ms, 1.0x")  # the hit at 8 takes 20 ms
+
+
 def test_report_compares_a_cache_miss_overhead_with_the_floors_it_cannot_skip() -> None:
     report = _report()
     chain = [
@@ -231,7 +251,8 @@ def test_without_every_floor_of_the_chain_there_is_no_comparison() -> None:
 
     assert report.cache_hit_chain_p50 is None
     assert report.cache_miss_chain_p50 is None
-    assert sum(line.endswith("(no figures)") for line in render(report).splitlines()) == 2
+    assert report.cache_hit_wide_chain_p50 is None
+    assert sum(line.endswith("(no figures)") for line in render(report).splitlines()) == 3
 
 
 def test_report_as_json_holds_the_overheads_in_seconds() -> None:

@@ -62,6 +62,7 @@ class Figures:
     first_misses: ScenarioResult  # the first generations after start, all at once, no warm-up
     cache_miss: ScenarioResult
     cache_hit: ScenarioResult
+    cache_hit_wide: ScenarioResult  # at the progress scenarios' (higher) concurrency
     lesson_list: ScenarioResult
     events_settled_seconds: float | None  # generation events consumed this long after the list
     progress_hot: ScenarioResult
@@ -77,6 +78,7 @@ class Figures:
             self.first_misses,
             self.cache_miss,
             self.cache_hit,
+            self.cache_hit_wide,
             self.lesson_list,
             self.progress_hot,
             self.progress_many,
@@ -164,22 +166,20 @@ class Workloads(Target):
             floor=STUB_DIRECT,
         )
 
-    async def cache_hit(self) -> ScenarioResult:
-        learner = self.id_for("hit", "learner")
+    async def cache_hit(self, concurrency: int) -> ScenarioResult:
+        learner = self.id_for("hit", f"learner-{concurrency}")
         name = "Course Agent generate, cache hit"
         requests = self.config.count(CACHE_HIT_REQUESTS)
         try:
             await self.generate(learner, "Cached topic", 201)
         except REQUEST_FAILURES as error:
-            return ScenarioResult.set_up_failed(
-                name, self.config.concurrency, requests, describe(error)
-            )
+            return ScenarioResult.set_up_failed(name, concurrency, requests, describe(error))
 
         async def hit(_: int) -> None:
             await self.generate(learner, "Cached topic", 200)
 
         return await self._measure(
-            name, hit, requests=requests, concurrency=self.config.concurrency, floor=STATE_GET
+            name, hit, requests=requests, concurrency=concurrency, floor=STATE_GET
         )
 
     async def _list_lessons(self, learner_id: str) -> int:
@@ -342,7 +342,8 @@ async def measure_all(
         first_misses = await work.first_misses()
         stub_direct = await work.stub_direct()
         cache_miss = await work.cache_miss()
-        cache_hit = await work.cache_hit()
+        cache_hit = await work.cache_hit(config.concurrency)
+        cache_hit_wide = await work.cache_hit(config.progress_concurrency)
         lesson_list, listed_learner, generated = await work.lesson_list()
         settled = await work.settle(listed_learner, generated)
         progress_hot = await work.progress_hot()
@@ -358,6 +359,7 @@ async def measure_all(
         first_misses=first_misses,
         cache_miss=cache_miss,
         cache_hit=cache_hit,
+        cache_hit_wide=cache_hit_wide,
         lesson_list=lesson_list,
         events_settled_seconds=settled,
         progress_hot=progress_hot,
