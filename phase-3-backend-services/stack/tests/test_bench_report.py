@@ -193,6 +193,11 @@ def test_report_prints_what_the_stack_costs_at_rest() -> None:
     assert lines[title + 2] == "  CPU ms: kafka 36.0, course-agent 2.0"  # busiest first
 
 
+def _with_floors(report: BenchReport, floors: list[ScenarioResult]) -> BenchReport:
+    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *floors])
+    return dataclasses.replace(report, figures=figures)
+
+
 def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
     report = _report()
     chain = [
@@ -200,8 +205,7 @@ def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
         _scenario(INVOKE, 0.004),
         _scenario(STATE_GET, 0.0025),
     ]
-    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
-    report = dataclasses.replace(report, figures=figures)
+    report = _with_floors(report, chain)
 
     # The state GET twice: User Progress reads the learner, then the agent its cache pointer.
     assert report.cache_hit_chain_p50 == pytest.approx(0.010)
@@ -219,8 +223,7 @@ def test_a_cache_hit_at_conc_8_is_compared_with_the_floors_at_conc_8() -> None:
         _scenario(INVOKE, 0.008, concurrency=8),
         _scenario(STATE_GET, 0.005, concurrency=8),
     ]
-    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
-    report = dataclasses.replace(report, figures=figures)
+    report = _with_floors(report, chain)
 
     assert report.cache_hit_wide_chain_p50 == pytest.approx(0.020)
     lines = [line for line in render(report).splitlines() if "cache hit over" in line]
@@ -237,8 +240,7 @@ def test_report_compares_a_cache_miss_overhead_with_the_floors_it_cannot_skip() 
         _scenario(BULK_GET, 0.002),
         _scenario(TRANSACTION, 0.0025),
     ]
-    figures = dataclasses.replace(report.figures, floors=[*report.figures.floors, *chain])
-    report = dataclasses.replace(report, figures=figures)
+    report = _with_floors(report, chain)
 
     # The hit's chain (10 ms), the actor call, the turn's read and two transactions: 20 ms.
     assert report.cache_miss_chain_p50 == pytest.approx(0.020)

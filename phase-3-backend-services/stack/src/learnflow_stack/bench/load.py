@@ -118,10 +118,11 @@ async def measure(
     concurrency: int,
     deadline: float,
     meter: CostMeter | None = None,
+    warmup: int | None = None,
 ) -> ScenarioResult:
-    """Warm up with ``2 * concurrency`` calls (indices before the measured ones), then measure
-    (and with a ``meter``, what the measured calls cost)."""
-    warmup = 2 * concurrency
+    """Warm up with ``warmup`` calls (``2 * concurrency`` unless given; indices before the
+    measured ones), then measure (and with a ``meter``, what the measured calls cost)."""
+    warmup = 2 * concurrency if warmup is None else warmup
     await drive(call, range(warmup), concurrency, deadline)
     before = await meter.snapshot() if meter else None
     run = await drive(call, range(warmup, warmup + requests), concurrency, deadline)

@@ -321,23 +321,27 @@ def _event_lag_lines(lag: EventLagResult) -> list[str]:
     return lines
 
 
-def _drain_lines(drain: DrainResult) -> list[str]:
-    def at(seconds: float | None) -> str:
-        return "never" if seconds is None else f"{seconds:.2f} s"
+def _at(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.2f} s"
 
+
+def _cpu_ms(cost: ScenarioCost) -> str:
+    return ", ".join(f"{name} {ms:.2f}" for name, ms in cost.cpu_ms.items() if ms)
+
+
+def _drain_lines(drain: DrainResult) -> list[str]:
     lines = [
         f"Backlog drain: {drain.events} lesson-generated events ({drain.learners} learners) put "
         f"straight on Kafka in {drain.produce_seconds:.2f} s",
-        f"  applied {drain.applied}: first at {at(drain.first_applied_seconds)}, half at "
-        f"{at(drain.half_applied_seconds)}, all at {at(drain.all_applied_seconds)} "
+        f"  applied {drain.applied}: first at {_at(drain.first_applied_seconds)}, half at "
+        f"{_at(drain.half_applied_seconds)}, all at {_at(drain.all_applied_seconds)} "
         f"-> {drain.events_per_second:.0f} events/s",
     ]
     if drain.cost:
-        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in drain.cost.cpu_ms.items() if ms)
         lines.append(
             f"  per event: {drain.cost.deliveries.get('user-progress', 0):.2f} deliveries to "
             f"user-progress, {drain.cost.round_trips.get('user-progress', 0):.2f} of its calls "
-            f"to daprd; CPU ms {cpu}"
+            f"to daprd; CPU ms {_cpu_ms(drain.cost)}"
         )
     if drain.first_error:
         lines.append(f"  first error: {drain.first_error}")
@@ -345,27 +349,23 @@ def _drain_lines(drain: DrainResult) -> list[str]:
 
 
 def _outbox_drain_lines(drain: OutboxDrainResult) -> list[str]:
-    def at(seconds: float | None) -> str:
-        return "never" if seconds is None else f"{seconds:.2f} s"
-
     span = "?" if drain.publish_span_seconds is None else f"{drain.publish_span_seconds:.2f} s"
     pass_events, pass_seconds = drain.busiest_pass
     lines = [
         f"Outbox backlog: {drain.events} progress-updated events ({drain.learners} learners) "
         f"staged in User Progress's outbox in {drain.stage_seconds:.2f} s "
         f"({drain.in_slots} in slots, the rest in shards), as while Kafka is down",
-        f"  on Kafka {drain.seen}: first at {at(drain.first_seen_seconds)}, all at "
-        f"{at(drain.all_seen_seconds)} after staging (the relay leaves events 3 s to their "
+        f"  on Kafka {drain.seen}: first at {_at(drain.first_seen_seconds)}, all at "
+        f"{_at(drain.all_seen_seconds)} after staging (the relay leaves events 3 s to their "
         f"stager, and passes every 2 s); first to last {span}",
         f"  the relay's busiest pass: {pass_events} events in {pass_seconds:.2f} s "
         f"-> {drain.events_per_second:.0f} events/s",
         f"  learners whose events arrived out of order: {drain.learners_out_of_order}",
     ]
     if drain.cost:
-        cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in drain.cost.cpu_ms.items() if ms)
         lines.append(
             f"  per event: {drain.cost.round_trips.get('user-progress', 0):.2f} of User "
-            f"Progress's calls to daprd; CPU ms {cpu}"
+            f"Progress's calls to daprd; CPU ms {_cpu_ms(drain.cost)}"
         )
     if drain.first_error:
         lines.append(f"  first error: {drain.first_error}")

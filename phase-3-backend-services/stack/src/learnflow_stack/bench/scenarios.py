@@ -35,7 +35,6 @@ from learnflow_stack.bench.requests import (
     quiz_update,
     stub_chat_request,
 )
-from learnflow_stack.bench.stats import summarize, throughput
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import AppInstance
 
@@ -139,19 +138,15 @@ class Workloads(Target):
             await self.generate(self.id_for("first", index), f"First topic {index}", 201)
 
         concurrency = self.config.concurrency
-        run = await drive(call, range(concurrency), concurrency, self.deadline())
-        log(f"{name}: {len(run.latencies)} ok, {len(run.errors)} errors")
-        return ScenarioResult(
-            name=name,
+        result = await measure(
+            name,
+            call,
+            requests=concurrency,
             concurrency=concurrency,
-            planned=concurrency,
-            errors=len(run.errors),
-            latency=summarize(run.latencies),
-            requests_per_second=throughput(len(run.latencies), run.elapsed_seconds),
-            cut_short=run.attempted < concurrency,
-            first_error=run.errors[0] if run.errors else None,
-            floor=STUB_DIRECT,
+            deadline=self.deadline(),
+            warmup=0,
         )
+        return dataclasses.replace(result, floor=STUB_DIRECT)
 
     async def cache_miss(self) -> ScenarioResult:
         # A new learner and topic each time: no cache entry, no per-learner write contention.
