@@ -49,3 +49,12 @@ def test_a_backlog_put_on_kafka_is_applied_in_bulk(figures: dict[str, Any]) -> N
     assert drain["applied"] == drain["events"]
     # Bulk delivery: far fewer deliveries than events (the rest are the learners' actor turns).
     assert drain["cost"]["deliveries"]["user-progress"] < 1.5
+
+
+def test_an_outbox_backlog_reaches_kafka_each_learner_in_order(figures: dict[str, Any]) -> None:
+    """Read by a Kafka consumer of the bench's own: every staged event, none out of order."""
+    backlog = figures["outbox_drain"]
+    assert backlog["events"] > 0
+    assert backlog["seen"] == backlog["events"]
+    assert backlog["learners_out_of_order"] == 0
+    assert backlog["busiest_pass"][0] > 0

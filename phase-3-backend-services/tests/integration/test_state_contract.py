@@ -12,19 +12,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from learnflow_service_kit.app import connect_sidecar
 from learnflow_service_kit.sidecar_client import Delete, EtagMismatch, SidecarClient, Upsert
 from learnflow_stack.stack import Stack
-from pydantic import SecretStr
 
 from .conftest import state_row
 
 
 @pytest.fixture
 async def sidecar(stack: Stack) -> AsyncIterator[SidecarClient]:
-    daprd = stack.app("course-agent").sidecar
-    token = daprd.api_headers.get("dapr-api-token")
-    client = connect_sidecar(daprd.http_port, SecretStr(token) if token else None)
+    client = stack.app("course-agent").sidecar.client()
     yield client
     await client.aclose()
 

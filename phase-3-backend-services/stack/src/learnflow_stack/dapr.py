@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 import httpx
 import yaml
+from learnflow_service_kit.app import connect_sidecar
+from learnflow_service_kit.sidecar_client import SidecarClient
+from pydantic import SecretStr
 
 from learnflow_stack.paths import COMPONENTS_DIR
 from learnflow_stack.ports import LOOPBACK, free_port
@@ -195,6 +198,11 @@ class Sidecar:
         """What a call to this daprd's API must carry: its DAPR_API_TOKEN."""
         token = self.secrets_env.get("DAPR_API_TOKEN")
         return {"dapr-api-token": token} if token else {}
+
+    def client(self) -> SidecarClient:
+        """The services' own sidecar client on this daprd (with its API token); close it."""
+        token = self.secrets_env.get("DAPR_API_TOKEN")
+        return connect_sidecar(self.http_port, SecretStr(token) if token else None)
 
     def argv(self) -> list[str]:
         require_sqlite_name_resolution(self.config_path)

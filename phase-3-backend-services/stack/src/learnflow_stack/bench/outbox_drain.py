@@ -21,10 +21,8 @@ from confluent_kafka import Consumer, KafkaException
 from learnflow_contracts.events import ProgressUpdatedV1
 from learnflow_contracts.names import PROGRESS_UPDATED_TOPIC
 from learnflow_contracts.progress import ProgressProjectionV1
-from learnflow_service_kit.app import connect_sidecar
 from learnflow_service_kit.outbox import SLOT_KEYS, Outbox, OutboxEvent
 from learnflow_service_kit.sidecar_client import SidecarUnavailable, StateStoreUnavailable
-from pydantic import SecretStr
 
 from learnflow_stack.bench.cost import ScenarioCost, cost_between
 from learnflow_stack.bench.load import log
@@ -62,6 +60,23 @@ class OutboxDrainResult:
     @property
     def errors(self) -> int:
         return (self.events - self.seen) + self.learners_out_of_order
+
+    @classmethod
+    def staging_failed(cls, events: int, learners: int, error: str) -> OutboxDrainResult:
+        """Nothing staged: every event counts as missing."""
+        return cls(
+            events=events,
+            learners=learners,
+            in_slots=0,
+            stage_seconds=0.0,
+            seen=0,
+            first_seen_seconds=None,
+            all_seen_seconds=None,
+            publish_span_seconds=None,
+            busiest_pass=(0, 0.0),
+            learners_out_of_order=0,
+            first_error=f"staging: {error}",
+        )
 
 
 def backlog_event(event_id: str, learner_id: str, index: int) -> OutboxEvent:
@@ -151,9 +166,7 @@ def _consume(
 async def _stage(target: Target, staged: dict[str, list[OutboxEvent]]) -> int:
     """Stage every learner's events through a fresh ``Outbox`` on User Progress's sidecar;
     returns how many went into slots."""
-    daprd = target.progress.sidecar
-    token = daprd.api_headers.get("dapr-api-token")
-    sidecar = connect_sidecar(daprd.http_port, SecretStr(token) if token else None)
+    sidecar = target.progress.sidecar.client()
     outbox = Outbox(sidecar)
     in_slots = 0
     learners = iter(staged.items())
@@ -186,9 +199,7 @@ async def measure_outbox_drain(target: Target, kafka_bootstrap: str) -> OutboxDr
         in_slots = await _stage(target, staged)
     except (SidecarUnavailable, StateStoreUnavailable) as failure:
         log(f"outbox drain: staging failed: {failure}")
-        return OutboxDrainResult(
-            events, learners, 0, 0.0, 0, None, None, None, (0, 0.0), 0, f"staging: {failure}"
-        )
+        return OutboxDrainResult.staging_failed(events, learners, str(failure))
     staged_at = time.time()
     stage_seconds = time.perf_counter() - began
     # Metered from here: staging's calls are the benchmark's own. What the relay published

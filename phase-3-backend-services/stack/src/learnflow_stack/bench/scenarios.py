@@ -102,7 +102,14 @@ class Workloads(Target):
     """The request scenarios, each a method run against the target stack."""
 
     async def _measure(
-        self, name: str, call: Call, *, requests: int, concurrency: int, floor: str
+        self,
+        name: str,
+        call: Call,
+        *,
+        requests: int,
+        concurrency: int,
+        floor: str,
+        warmup: int | None = None,
     ) -> ScenarioResult:
         result = await measure(
             name,
@@ -111,6 +118,7 @@ class Workloads(Target):
             concurrency=concurrency,
             deadline=self.deadline(),
             meter=self.meter,
+            warmup=warmup,
         )
         return dataclasses.replace(result, floor=floor)
 
@@ -138,15 +146,9 @@ class Workloads(Target):
             await self.generate(self.id_for("first", index), f"First topic {index}", 201)
 
         concurrency = self.config.concurrency
-        result = await measure(
-            name,
-            call,
-            requests=concurrency,
-            concurrency=concurrency,
-            deadline=self.deadline(),
-            warmup=0,
+        return await self._measure(
+            name, call, requests=concurrency, concurrency=concurrency, floor=STUB_DIRECT, warmup=0
         )
-        return dataclasses.replace(result, floor=STUB_DIRECT)
 
     async def cache_miss(self) -> ScenarioResult:
         # A new learner and topic each time: no cache entry, no per-learner write contention.
