@@ -19,10 +19,10 @@ import pytest
 import yaml
 from learnflow_stack import services
 from learnflow_stack.dapr import render_resources
+from learnflow_stack.ports import listening_sockets
 from learnflow_stack.stack import Stack
 
 from .conftest import LlmStub, stub_llm_env
-from .test_foundation import _listening_sockets
 
 pytestmark = pytest.mark.integration
 
@@ -211,7 +211,7 @@ def test_jaeger_listens_on_its_loopback_ports_only(traced_stack: Stack) -> None:
         jaeger.query_grpc_port,
         jaeger.admin_port,
     }
-    assert _listening_sockets(jaeger.process.pid) == {("127.0.0.1", port) for port in ports}
+    assert listening_sockets(jaeger.process.pid) == {("127.0.0.1", port) for port in ports}
     # No UDP either (Jaeger v1's agent ports): no socket of Jaeger's is in the UDP tables.
     sockets = {
         os.readlink(fd)[8:-1]

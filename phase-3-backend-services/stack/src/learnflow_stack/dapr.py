@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from learnflow_stack.paths import COMPONENTS_DIR
 from learnflow_stack.ports import LOOPBACK, free_port
+from learnflow_stack.private_network import PrivateNetwork
 from learnflow_stack.process import ManagedProcess
 
 CONFIG_FILE = "config.yaml"
@@ -87,7 +88,9 @@ def _http_ok(url: str, status: int = 200) -> bool:
 
 @dataclass
 class _ControlPlaneService:
-    """What placement and scheduler share: a gRPC port, healthz and metrics, all on loopback."""
+    """What placement and scheduler share: a gRPC port, healthz and metrics, each in a network
+    namespace of its own (see ``private_network``), with the gRPC and healthz ports relayed to
+    the same numbers on the host's loopback."""
 
     bin_dir: Path
     run_dir: Path
@@ -95,6 +98,7 @@ class _ControlPlaneService:
     healthz_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    network: PrivateNetwork | None = None
 
     name: ClassVar[str] = ""
 
@@ -105,22 +109,37 @@ class _ControlPlaneService:
     def own_flags(self) -> list[str]:
         raise NotImplementedError
 
+    def processes(self) -> list[ManagedProcess]:
+        """The relay first: stopping in reverse order stops the service before its network."""
+        pieces = [self.network.process if self.network else None, self.process]
+        return [piece for piece in pieces if piece is not None]
+
     def start(self) -> None:
+        """Start, or start again after a crash: the namespace and its relay outlive the service."""
+        if self.network is None or not self.network.running():
+            self.network = PrivateNetwork(
+                name=f"{self.name}-net",
+                relayed_ports=[self.port, self.healthz_port],
+                log_path=self.run_dir / "logs" / f"{self.name}-net.log",
+            )
+            self.network.start()
         self.process = ManagedProcess(
             name=self.name,
-            argv=[
-                str(self.bin_dir / self.name),
-                f"--id={self.name}-0",
-                f"--port={self.port}",
-                f"--listen-address={LOOPBACK}",
-                f"--healthz-port={self.healthz_port}",
-                f"--healthz-listen-address={LOOPBACK}",
-                f"--metrics-port={self.metrics_port}",
-                f"--metrics-listen-address={LOOPBACK}",
-                "--tls-enabled=false",
-                "--log-level=info",
-                *self.own_flags(),
-            ],
+            argv=self.network.enter(
+                [
+                    str(self.bin_dir / self.name),
+                    f"--id={self.name}-0",
+                    f"--port={self.port}",
+                    f"--listen-address={LOOPBACK}",
+                    f"--healthz-port={self.healthz_port}",
+                    f"--healthz-listen-address={LOOPBACK}",  # ignored: see private_network
+                    f"--metrics-port={self.metrics_port}",
+                    f"--metrics-listen-address={LOOPBACK}",
+                    "--tls-enabled=false",
+                    "--log-level=info",
+                    *self.own_flags(),
+                ]
+            ),
             log_path=self.run_dir / "logs" / f"{self.name}.log",
         )
         self.process.start()

@@ -33,6 +33,7 @@ class ManagedProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     user: str | None = None
+    pass_fds: Sequence[int] = ()  # descriptors the child inherits (e.g. listening sockets)
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -49,6 +50,7 @@ class ManagedProcess:
                 group=self.user,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=tuple(self.pass_fds),
             )
 
     @property

@@ -257,14 +257,11 @@ class Stack:
         return AppInstance(spec, replica, port, process, sidecar)
 
     def processes(self) -> list[ManagedProcess]:
-        pieces: list[Any] = [
-            self.jaeger,
-            self.postgres,
-            self.kafka,
-            self.placement,
-            self.scheduler,
-        ]
+        pieces: list[Any] = [self.jaeger, self.postgres, self.kafka]
         found = [p.process for p in pieces if p is not None and p.process is not None]
+        for control_plane in (self.placement, self.scheduler):
+            if control_plane is not None:
+                found.extend(control_plane.processes())
         for instance in self.instances:
             found.append(instance.process)
             if instance.sidecar.process:

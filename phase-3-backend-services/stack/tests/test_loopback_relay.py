@@ -1,0 +1,104 @@
+"""The relay carries bytes both ways, passes each side's end on, and refuses when nothing
+listens behind it (the namespace itself is tested in test_private_network.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from learnflow_stack.loopback_relay import parse_route, relay_forever
+from learnflow_stack.ports import LOOPBACK
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _shout_until_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers everything it was sent, upper-cased, once the sender has finished."""
+    writer.write((await reader.read()).upper())
+    await writer.drain()
+    writer.close()
+
+
+@pytest.fixture
+async def relayed_to() -> AsyncIterator[Callable[[Handler | None], Awaitable[int]]]:
+    """Starts a relay to a server running ``handler`` (None: to a port nobody listens on)
+    and returns the relay's port."""
+    tasks: list[asyncio.Task[None]] = []
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler | None) -> int:
+        if handler is None:
+            with socket.create_server((LOOPBACK, 0)) as unused:
+                target_port = unused.getsockname()[1]
+        else:
+            server = await asyncio.start_server(handler, LOOPBACK, 0)
+            servers.append(server)
+            target_port = server.sockets[0].getsockname()[1]
+        listener = socket.create_server((LOOPBACK, 0))
+        route = parse_route(f"{listener.detach()}:{target_port}")
+        tasks.append(asyncio.create_task(relay_forever([route])))
+        port: int = route[0].getsockname()[1]
+        return port
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    for server in servers:
+        server.close()
+
+
+async def test_bytes_cross_both_ways_and_each_end_is_passed_on(
+    relayed_to: Callable[[Handler | None], Awaitable[int]],
+) -> None:
+    port = await relayed_to(_shout_until_end)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    writer.write(b"placement ")
+    writer.write(b"table")
+    writer.write_eof()  # the server answers only once it sees our end: the relay passed it on
+
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+
+    assert answer == b"PLACEMENT TABLE"
+    writer.close()
+
+
+async def test_a_large_stream_arrives_whole(
+    relayed_to: Callable[[Handler | None], Awaitable[int]],
+) -> None:
+    port = await relayed_to(_shout_until_end)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    payload = bytes(range(97, 123)) * 40_000  # ~1 MB, many relay chunks
+
+    writer.write(payload)
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+
+    assert answer == payload.upper()
+    writer.close()
+
+
+async def test_with_nothing_behind_the_connection_ends_at_once(
+    relayed_to: Callable[[Handler | None], Awaitable[int]],
+) -> None:
+    port = await relayed_to(None)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+    writer.close()
+
+
+async def test_when_the_server_goes_away_the_caller_sees_its_connection_end(
+    relayed_to: Callable[[Handler | None], Awaitable[int]],
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(5)
+        writer.transport.abort()  # a reset, as when the process is killed
+
+    port = await relayed_to(hang_up)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    writer.write(b"hello")  # and keep our side open: only the server's end can end it
+
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+    writer.close()
