@@ -110,7 +110,9 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
 
     manifest = eventually(manifest_written, timeout=180)
     pids: dict[str, int] = json.loads(manifest.read_text())["pids"]
-    assert len(pids) == 9  # jaeger, postgres, kafka, placement, scheduler, 2 apps, 2 daprd
+    # jaeger, postgres, kafka, placement and scheduler each with its namespace's relay, 2 apps,
+    # 2 daprd
+    assert len(pids) == 11
     assert all(_pid_alive(pid) for pid in pids.values())
     return process, pids
 
@@ -152,7 +154,9 @@ def test_existing_postgres_and_kafka_are_used_instead_of_private_ones(
         assert saved.status_code == 204
         assert (second.postgres, second.kafka) == (None, None)
         assert [p.name for p in second.processes()] == [
+            "placement-net",
             "placement",
+            "scheduler-net",
             "scheduler",
             "course-agent",
             "daprd[course-agent]",
