@@ -4,7 +4,9 @@ listens behind it (the namespace itself is tested in test_private_network.py).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -12,6 +14,15 @@ from learnflow_stack.loopback_relay import parse_route, relay_forever
 from learnflow_stack.ports import LOOPBACK
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """End the connection with a reset (RST), as the kernel does for a killed process that
+    left data unread, instead of an orderly end (FIN)."""
+    writer.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+    )
+    writer.transport.abort()
 
 
 async def _shout_until_end(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -94,7 +105,7 @@ async def test_when_the_server_goes_away_the_caller_sees_its_connection_end(
 ) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readexactly(5)
-        writer.transport.abort()  # a reset, as when the process is killed
+        _reset(writer)
 
     port = await relayed_to(hang_up)
     reader, writer = await asyncio.open_connection(LOOPBACK, port)
@@ -102,3 +113,24 @@ async def test_when_the_server_goes_away_the_caller_sees_its_connection_end(
 
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""
     writer.close()
+
+
+async def test_when_the_caller_goes_away_the_server_sees_its_connection_end(
+    relayed_to: Callable[[Handler | None], Awaitable[int]],
+) -> None:
+    server_saw_the_end = asyncio.Event()
+
+    async def stay_open(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"welcome")  # and never end on its own
+        await writer.drain()
+        with contextlib.suppress(OSError):
+            await reader.read()
+        server_saw_the_end.set()
+
+    port = await relayed_to(stay_open)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    assert await asyncio.wait_for(reader.readexactly(7), timeout=5) == b"welcome"
+
+    _reset(writer)
+
+    await asyncio.wait_for(server_saw_the_end.wait(), timeout=5)

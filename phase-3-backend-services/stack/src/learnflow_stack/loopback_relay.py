@@ -10,7 +10,7 @@ import fcntl
 import socket
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from learnflow_stack.ports import LOOPBACK
@@ -29,13 +29,19 @@ def bring_loopback_up() -> None:
         fcntl.ioctl(probe, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
 
 
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    """Copy until the source ends, then pass the end on: the other direction may still talk."""
-    while chunk := await source.read(_CHUNK):
-        sink.write(chunk)
-        await sink.drain()
-    if sink.can_write_eof():
-        sink.write_eof()
+async def _pipe(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, hang_up: Callable[[], None]
+) -> None:
+    """Copy until the source ends, then pass the end on: the other direction may still talk.
+    A reset on either side hangs up both connections, so the other direction ends too."""
+    try:
+        while chunk := await source.read(_CHUNK):
+            sink.write(chunk)
+            await sink.drain()
+        if sink.can_write_eof():
+            sink.write_eof()
+    except OSError:
+        hang_up()
 
 
 async def _relay(port: int, client: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
@@ -44,13 +50,15 @@ async def _relay(port: int, client: asyncio.StreamReader, back: asyncio.StreamWr
     except OSError:
         back.close()  # nothing listens behind: the caller sees the connection end, as a refusal
         return
-    try:
-        await asyncio.gather(_pipe(client, forth), _pipe(upstream, back))
-    except OSError:
-        pass  # either side reset: both connections end below
-    finally:
+
+    def hang_up() -> None:
         forth.close()
         back.close()
+
+    try:
+        await asyncio.gather(_pipe(client, forth, hang_up), _pipe(upstream, back, hang_up))
+    finally:
+        hang_up()
 
 
 def parse_route(route: str) -> tuple[socket.socket, int]:
