@@ -108,13 +108,26 @@ def _start_cli(runs_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]
         assert process.poll() is None, (runs_dir / "launcher.log").read_text()
         return next(iter(runs_dir.glob("*/stack.json")), None)
 
-    manifest = eventually(manifest_written, timeout=180)
-    pids: dict[str, int] = json.loads(manifest.read_text())["pids"]
-    # jaeger, postgres, kafka, placement and scheduler each with its namespace's relay, 2 apps,
-    # 2 daprd
-    assert len(pids) == 11
-    assert all(_pid_alive(pid) for pid in pids.values())
+    try:
+        manifest = eventually(manifest_written, timeout=180)
+        pids: dict[str, int] = json.loads(manifest.read_text())["pids"]
+        # jaeger, postgres, kafka, placement and scheduler each with its namespace's relay,
+        # 2 apps, 2 daprd
+        assert len(pids) == 11
+        assert all(_pid_alive(pid) for pid in pids.values())
+    except BaseException:
+        _stop(process)  # a failed check must not leave a whole stack running after the test
+        raise
     return process, pids
+
+
+def _stop(launcher: subprocess.Popen[bytes]) -> None:
+    launcher.send_signal(signal.SIGINT)
+    try:
+        launcher.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        launcher.wait(timeout=10)
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
