@@ -3,10 +3,7 @@ other by sqlite name resolution and register their actors with placement."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
-from learnflow_stack.ports import listening_sockets
+from learnflow_stack.ports import listening_sockets, sockets_of
 from learnflow_stack.private_network import interfaces, network_namespace
 from learnflow_stack.stack import Stack
 
@@ -121,16 +118,6 @@ def test_both_sidecars_register_their_actor_types_with_placement(stack: Stack) -
         assert actor_type in hosted[app_id]
 
 
-def test_the_socket_reader_sees_wildcard_and_loopback_listeners() -> None:
-    with contextlib.ExitStack() as sockets:
-        anywhere = sockets.enter_context(socket.create_server(("0.0.0.0", 0)))
-        local = sockets.enter_context(socket.create_server(("127.0.0.1", 0)))
-        expected = {("0.0.0.0", anywhere.getsockname()[1]), ("127.0.0.1", local.getsockname()[1])}
-        found = listening_sockets(os.getpid())
-
-    assert expected <= found
-
-
 def test_everything_listens_on_loopback_only(stack: Stack) -> None:
     listening = set()
     for process in stack.processes():
@@ -143,6 +130,33 @@ def test_everything_listens_on_loopback_only(stack: Stack) -> None:
     }
     assert len(listening) > 10
     assert off_loopback == set()
+
+
+def test_no_stack_process_holds_a_socket_to_anything_but_loopback(stack: Stack) -> None:
+    agent = stack.app("course-agent")
+    # A state write opens daprd's PostgreSQL connections; the Kafka consumer of User
+    # Progress's subscription and the sidecars' placement and scheduler streams are always open.
+    saved = httpx.post(
+        f"{agent.sidecar.http_url}/v1.0/state/statestore",
+        json=[{"key": f"probe-{uuid.uuid4().hex}", "value": 1}],
+        headers=agent.sidecar.api_headers,
+        timeout=10,
+    )
+    assert saved.status_code == 204
+
+    entries = [entry for process in stack.processes() for entry in sockets_of(process.pid)]
+
+    def local_only(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return ip.is_loopback or ip.is_unspecified
+
+    connected = [entry for entry in entries if entry.remote[1] != 0]
+    assert len(connected) > 10
+    assert [
+        entry
+        for entry in entries
+        if not (local_only(entry.local[0]) and local_only(entry.remote[0]))
+    ] == []
 
 
 def test_placement_and_scheduler_bind_every_interface_only_of_a_namespace_of_their_own(
