@@ -8,6 +8,7 @@ and carries each connection on those host-loopback ports to the same port inside
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -42,30 +43,31 @@ class PrivateNetwork:
         missing = [tool for tool in ("unshare", "nsenter") if shutil.which(tool) is None]
         if missing:
             raise StartError(f"{self.name}: {', '.join(missing)} not found (util-linux)")
-        listeners = [socket.create_server((LOOPBACK, port)) for port in self.relayed_ports]
-        routes = [
-            f"{listener.fileno()}:{port}"
-            for listener, port in zip(listeners, self.relayed_ports, strict=True)
-        ]
-        self.process = ManagedProcess(
-            name=self.name,
-            argv=[
-                "unshare",
-                "--net",
-                "--",
-                sys.executable,
-                "-m",
-                "learnflow_stack.loopback_relay",
-                *routes,
-            ],
-            log_path=self.log_path,
-            pass_fds=[listener.fileno() for listener in listeners],
-        )
-        try:
+        # The relay holds its own copies of the listeners; ours close once it has started.
+        with contextlib.ExitStack() as ours:
+            listeners = [
+                ours.enter_context(socket.create_server((LOOPBACK, port)))
+                for port in self.relayed_ports
+            ]
+            routes = [
+                f"{listener.fileno()}:{port}"
+                for listener, port in zip(listeners, self.relayed_ports, strict=True)
+            ]
+            self.process = ManagedProcess(
+                name=self.name,
+                argv=[
+                    "unshare",
+                    "--net",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "learnflow_stack.loopback_relay",
+                    *routes,
+                ],
+                log_path=self.log_path,
+                pass_fds=[listener.fileno() for listener in listeners],
+            )
             self.process.start()
-        finally:
-            for listener in listeners:
-                listener.close()  # the relay holds its own copies
         self.process.wait_ready(self._loopback_up, 15, "a network namespace with loopback up")
 
     def running(self) -> bool:
