@@ -34,6 +34,8 @@ def interfaces(pid: int) -> list[str]:
 
 @dataclass
 class PrivateNetwork:
+    """The namespace, held by its relay process; ``enter`` runs a program inside it."""
+
     name: str
     relayed_ports: Sequence[int]  # the same number on the host's loopback and inside
     log_path: Path
