@@ -26,6 +26,15 @@ def network_namespace(pid: int | str) -> str:
     return os.readlink(f"/proc/{pid}/ns/net")
 
 
+def namespace_flags(euid: int) -> tuple[list[str], list[str]]:
+    """(unshare's flags, nsenter's flags). Root creates a network namespace; anyone else
+    creates it inside a user namespace of their own, where they are root (unprivileged user
+    namespaces), and enters both, keeping their own uid."""
+    if euid == 0:
+        return ["--net"], ["--net"]
+    return ["--user", "--map-root-user", "--net"], ["--user", "--net", "--preserve-credentials"]
+
+
 def interfaces(pid: int) -> list[str]:
     """The network interfaces of the namespace process ``pid`` is in."""
     lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
@@ -59,7 +68,7 @@ class PrivateNetwork:
                 name=self.name,
                 argv=[
                     "unshare",
-                    "--net",
+                    *namespace_flags(os.geteuid())[0],
                     "--",
                     sys.executable,
                     "-m",
@@ -78,7 +87,8 @@ class PrivateNetwork:
     def enter(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside the namespace; nsenter execs it, so its pid is the program's."""
         assert self.process is not None, f"{self.name} was never started"
-        return ["nsenter", f"--net=/proc/{self.process.pid}/ns/net", "--", *argv]
+        flags = namespace_flags(os.geteuid())[1]
+        return ["nsenter", f"--target={self.process.pid}", *flags, "--", *argv]
 
     def _loopback_up(self) -> bool:
         assert self.process is not None
