@@ -32,14 +32,18 @@ async def _shout_until_end(reader: asyncio.StreamReader, writer: asyncio.StreamW
     writer.close()
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 @pytest.fixture
-async def relayed_to() -> AsyncIterator[Callable[[Handler | None], Awaitable[int]]]:
+async def through_relay() -> AsyncIterator[Callable[[Handler | None], Awaitable[Connection]]]:
     """Starts a relay to a server running ``handler`` (None: to a port nobody listens on)
-    and returns the relay's port."""
+    and returns a connection opened through it."""
     tasks: list[asyncio.Task[None]] = []
     servers: list[asyncio.Server] = []
+    writers: list[asyncio.StreamWriter] = []
 
-    async def start(handler: Handler | None) -> int:
+    async def connect(handler: Handler | None) -> Connection:
         if handler is None:
             with socket.create_server((LOOPBACK, 0)) as unused:
                 target_port = unused.getsockname()[1]
@@ -50,10 +54,13 @@ async def relayed_to() -> AsyncIterator[Callable[[Handler | None], Awaitable[int
         listener = socket.create_server((LOOPBACK, 0))
         route = parse_route(f"{listener.detach()}:{target_port}")
         tasks.append(asyncio.create_task(relay_forever([route])))
-        port: int = route[0].getsockname()[1]
-        return port
+        reader, writer = await asyncio.open_connection(*route[0].getsockname())
+        writers.append(writer)
+        return reader, writer
 
-    yield start
+    yield connect
+    for writer in writers:
+        writer.close()
     for task in tasks:
         task.cancel()
     for server in servers:
@@ -61,10 +68,9 @@ async def relayed_to() -> AsyncIterator[Callable[[Handler | None], Awaitable[int
 
 
 async def test_bytes_cross_both_ways_and_each_end_is_passed_on(
-    relayed_to: Callable[[Handler | None], Awaitable[int]],
+    through_relay: Callable[[Handler | None], Awaitable[Connection]],
 ) -> None:
-    port = await relayed_to(_shout_until_end)
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    reader, writer = await through_relay(_shout_until_end)
     writer.write(b"placement ")
     writer.write(b"table")
     writer.write_eof()  # the server answers only once it sees our end: the relay passed it on
@@ -72,14 +78,12 @@ async def test_bytes_cross_both_ways_and_each_end_is_passed_on(
     answer = await asyncio.wait_for(reader.read(), timeout=5)
 
     assert answer == b"PLACEMENT TABLE"
-    writer.close()
 
 
 async def test_a_large_stream_arrives_whole(
-    relayed_to: Callable[[Handler | None], Awaitable[int]],
+    through_relay: Callable[[Handler | None], Awaitable[Connection]],
 ) -> None:
-    port = await relayed_to(_shout_until_end)
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    reader, writer = await through_relay(_shout_until_end)
     payload = bytes(range(97, 123)) * 40_000  # ~1 MB, many relay chunks
 
     writer.write(payload)
@@ -87,36 +91,31 @@ async def test_a_large_stream_arrives_whole(
     answer = await asyncio.wait_for(reader.read(), timeout=10)
 
     assert answer == payload.upper()
-    writer.close()
 
 
 async def test_with_nothing_behind_the_connection_ends_at_once(
-    relayed_to: Callable[[Handler | None], Awaitable[int]],
+    through_relay: Callable[[Handler | None], Awaitable[Connection]],
 ) -> None:
-    port = await relayed_to(None)
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    reader, _ = await through_relay(None)
 
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""
-    writer.close()
 
 
 async def test_when_the_server_goes_away_the_caller_sees_its_connection_end(
-    relayed_to: Callable[[Handler | None], Awaitable[int]],
+    through_relay: Callable[[Handler | None], Awaitable[Connection]],
 ) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readexactly(5)
         _reset(writer)
 
-    port = await relayed_to(hang_up)
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    reader, writer = await through_relay(hang_up)
     writer.write(b"hello")  # and keep our side open: only the server's end can end it
 
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""
-    writer.close()
 
 
 async def test_when_the_caller_goes_away_the_server_sees_its_connection_end(
-    relayed_to: Callable[[Handler | None], Awaitable[int]],
+    through_relay: Callable[[Handler | None], Awaitable[Connection]],
 ) -> None:
     server_saw_the_end = asyncio.Event()
 
@@ -127,8 +126,7 @@ async def test_when_the_caller_goes_away_the_server_sees_its_connection_end(
             await reader.read()
         server_saw_the_end.set()
 
-    port = await relayed_to(stay_open)
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    reader, writer = await through_relay(stay_open)
     assert await asyncio.wait_for(reader.readexactly(7), timeout=5) == b"welcome"
 
     _reset(writer)

@@ -10,7 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 from learnflow_stack.ports import LOOPBACK, free_port, listening_sockets
-from learnflow_stack.private_network import PrivateNetwork, interfaces, network_namespace
+from learnflow_stack.private_network import (
+    PrivateNetwork,
+    interfaces,
+    network_namespace,
+    routes,
+)
 from learnflow_stack.process import ManagedProcess
 
 # Binds every interface, as placement's and scheduler's healthz servers do.
@@ -54,9 +59,7 @@ def test_the_process_is_in_a_namespace_of_its_own_with_loopback_only(
     assert network_namespace(server.pid) != network_namespace("self")
     assert network_namespace(server.pid) == network_namespace(network.process.pid)
     assert interfaces(server.pid) == ["lo"]
-    # The kernel's routing table of that namespace has no route but its loopback's.
-    routes = Path(f"/proc/{server.pid}/net/route").read_text().splitlines()[1:]
-    assert routes == []
+    assert routes(server.pid) == []  # nothing could leave it
 
 
 def test_the_host_reaches_the_relayed_port_on_loopback_only(
@@ -74,17 +77,3 @@ def test_the_host_reaches_the_relayed_port_on_loopback_only(
     }
     assert listening_sockets(network.process.pid) == {(LOOPBACK, port)}
     assert listening_sockets(server.pid) == set()
-
-
-def test_a_service_started_again_finds_its_namespace_and_relay(tmp_path: Path) -> None:
-    port = free_port()
-    network = PrivateNetwork("test-net", [port], tmp_path / "net.log")
-    network.start()
-    try:
-        first = network.enter(["true"])
-        assert network.running()
-        assert network.enter(["true"]) == first
-    finally:
-        assert network.process is not None
-        network.process.stop()
-    assert not network.running()

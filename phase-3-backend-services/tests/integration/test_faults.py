@@ -27,6 +27,7 @@ import httpx
 import psycopg
 import pytest
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PROGRESS_UPDATED_TOPIC
+from learnflow_stack.private_network import network_namespace
 from learnflow_stack.stack import AppInstance, Stack
 
 from .conftest import FAULT_ROWS, FaultRow, TopicReader, eventually, learner_status, state_row
@@ -494,6 +495,9 @@ def test_fault_postgres_frozen_is_a_named_503_within_the_deadline_then_recovers(
 def test_fault_placement_killed_is_a_fast_named_503_and_recovers_on_restart(stack: Stack) -> None:
     assert stack.placement is not None
     assert stack.placement.process is not None
+    assert stack.placement.network is not None
+    relay = stack.placement.network.process
+    namespace = network_namespace(stack.placement.process.pid)
     learner = _learner()
     os.kill(stack.placement.process.pid, signal.SIGKILL)
     try:
@@ -512,6 +516,11 @@ def test_fault_placement_killed_is_a_fast_named_503_and_recovers_on_restart(stac
         (a.call.name, a.status, a.body) for a in answers
     ]
     assert _within_deadline(answers) == []
+    # Started again in the namespace it had, held by the same relay: daprd's address stands.
+    assert stack.placement.network.process is relay
+    assert relay is not None
+    assert relay.running()
+    assert network_namespace(stack.placement.process.pid) == namespace
     _record("placement SIGKILLed, then restarted", answers, recovery=recovery)
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 from learnflow_stack.ports import listening_sockets, sockets_of
-from learnflow_stack.private_network import interfaces, network_namespace
+from learnflow_stack.private_network import interfaces, network_namespace, routes
 from learnflow_stack.stack import Stack
 
 from .conftest import TopicReader, eventually, state_row
@@ -168,7 +167,7 @@ def test_placement_and_scheduler_bind_every_interface_only_of_a_namespace_of_the
         pid = service.process.pid
         assert network_namespace(pid) != network_namespace("self")
         assert interfaces(pid) == ["lo"]
-        assert Path(f"/proc/{pid}/net/route").read_text().splitlines()[1:] == []  # no route
+        assert routes(pid) == []
         assert listening_sockets(pid) == set()  # nothing of theirs in the host's namespace
         inside = listening_sockets(pid, namespace_of=pid)
         # Dapr 1.18.2 binds healthz on every interface whatever the flag says. When a Dapr

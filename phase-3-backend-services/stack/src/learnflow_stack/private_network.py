@@ -41,6 +41,11 @@ def interfaces(pid: int) -> list[str]:
     return [line.split(":")[0].strip() for line in lines]
 
 
+def routes(pid: int) -> list[str]:
+    """The IPv4 routes of the namespace process ``pid`` is in, as /proc lists them."""
+    return Path(f"/proc/{pid}/net/route").read_text().splitlines()[1:]
+
+
 @dataclass
 class PrivateNetwork:
     """The namespace, held by its relay process; ``enter`` runs a program inside it."""
