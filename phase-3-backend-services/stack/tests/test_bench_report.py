@@ -10,7 +10,6 @@ from learnflow_stack.bench.cost import ScenarioCost
 from learnflow_stack.bench.drain import DrainResult
 from learnflow_stack.bench.events import EventLagResult
 from learnflow_stack.bench.floors import (
-    ACTOR,
     BULK_GET,
     FRAMEWORK,
     INVOKE,
@@ -80,6 +79,9 @@ def _report() -> BenchReport:
         cache_miss=_scenario("cache miss", 0.260, cut_short=True, floor="stub direct"),
         cache_hit=_scenario("cache hit", 0.010, floor="state get", cost=_HIT_COST),
         cache_hit_wide=_scenario("cache hit at 8", 0.020, floor="state get", concurrency=8),
+        cache_hit_busy_learner=_scenario(
+            "cache hit, busy learner", 0.022, floor="state get", concurrency=8
+        ),
         lesson_list=dataclasses.replace(
             _scenario("lesson list", 0.020), note="the list shows 19 of the 20 lessons"
         ),
@@ -203,11 +205,12 @@ def test_report_compares_a_cache_hit_with_the_floors_it_cannot_skip() -> None:
     chain = [
         _scenario(FRAMEWORK, 0.001),
         _scenario(INVOKE, 0.004),
-        _scenario(STATE_GET, 0.0025),
+        _scenario(STATE_GET, 0.002),
+        _scenario(BULK_GET, 0.003),
     ]
     report = _with_floors(report, chain)
 
-    # The state GET twice: User Progress reads the learner, then the agent its cache pointer.
+    # User Progress reads the learner (a GET), then the agent its cache pointer (a bulk GET).
     assert report.cache_hit_chain_p50 == pytest.approx(0.010)
     line = next(line for line in render(report).splitlines() if "cache hit over" in line)
     assert line.endswith(": 10.0 ms, 1.0x")  # the hit's p50 is 10 ms
@@ -218,10 +221,12 @@ def test_a_cache_hit_at_conc_8_is_compared_with_the_floors_at_conc_8() -> None:
     chain = [
         _scenario(FRAMEWORK, 0.001),
         _scenario(INVOKE, 0.004),
-        _scenario(STATE_GET, 0.0025),
+        _scenario(STATE_GET, 0.002),
+        _scenario(BULK_GET, 0.003),
         _scenario(FRAMEWORK, 0.002, concurrency=8),
         _scenario(INVOKE, 0.008, concurrency=8),
-        _scenario(STATE_GET, 0.005, concurrency=8),
+        _scenario(STATE_GET, 0.004, concurrency=8),
+        _scenario(BULK_GET, 0.006, concurrency=8),
     ]
     report = _with_floors(report, chain)
 
@@ -235,14 +240,13 @@ def test_report_compares_a_cache_miss_overhead_with_the_floors_it_cannot_skip() 
     chain = [
         _scenario(FRAMEWORK, 0.001),
         _scenario(INVOKE, 0.004),
-        _scenario(STATE_GET, 0.0025),
-        _scenario(ACTOR, 0.003),
-        _scenario(BULK_GET, 0.002),
-        _scenario(TRANSACTION, 0.0025),
+        _scenario(STATE_GET, 0.002),
+        _scenario(BULK_GET, 0.003),
+        _scenario(TRANSACTION, 0.005),
     ]
     report = _with_floors(report, chain)
 
-    # The hit's chain (10 ms), the actor call, the turn's read and two transactions: 20 ms.
+    # The hit's chain (10 ms), the claim's transaction and the lesson's: 20 ms.
     assert report.cache_miss_chain_p50 == pytest.approx(0.020)
     line = next(line for line in render(report).splitlines() if "overhead over the" in line)
     assert line.endswith(": 20.0 ms, 3.0x")  # the miss's overhead over the stub is 60 ms

@@ -108,6 +108,15 @@ def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
     return json.loads(bytes(row[0])) if row else None  # v2 keeps values as JSON bytes (bytea)
 
 
+def live_generation_claims(pg: psycopg.Connection[Any]) -> int:
+    """Lessons some request is generating now: their claims, in the state table."""
+    row = pg.execute(
+        "SELECT count(*) FROM state WHERE key LIKE 'course-agent||lesson-claim-%'"
+        " AND (expires_at IS NULL OR expires_at > now())"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def learner_status(stack: Stack, learner: str) -> dict[str, Any]:
     """GET /status of ``learner`` from User Progress (a teacher's token); asserts a 200."""
     response = httpx.get(

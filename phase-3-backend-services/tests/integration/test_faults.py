@@ -30,7 +30,16 @@ from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PROGRESS_UPDATED_T
 from learnflow_stack.private_network import network_namespace
 from learnflow_stack.stack import AppInstance, Stack
 
-from .conftest import FAULT_ROWS, FaultRow, TopicReader, eventually, learner_status, state_row
+from .conftest import (
+    FAULT_ROWS,
+    FaultRow,
+    LlmStub,
+    TopicReader,
+    eventually,
+    learner_status,
+    live_generation_claims,
+    state_row,
+)
 
 PROGRESS_DEADLINE = 3.0
 GENERATE_DEADLINE = 5.0  # the stub LLM answers at once
@@ -230,24 +239,46 @@ class Answer:
     body: dict[str, Any]
 
 
-def _send(calls: Sequence[Call], in_flight: int) -> list[Answer]:
-    async def one(client: httpx.AsyncClient, call: Call) -> Answer:
-        started = time.monotonic()
-        response = await client.request(
-            call.method, call.url, json=call.body, params=call.params, headers=call.headers
-        )
-        seconds = time.monotonic() - started
-        body = response.json()
-        code = body.get("error", {}).get("code") if isinstance(body, dict) else None
-        server_ms = float(response.headers["server-timing"].split("dur=")[1])
-        return Answer(call, response.status_code, code, seconds, server_ms / 1000, body)
+async def _answer(client: httpx.AsyncClient, call: Call) -> Answer:
+    started = time.monotonic()
+    response = await client.request(
+        call.method, call.url, json=call.body, params=call.params, headers=call.headers
+    )
+    seconds = time.monotonic() - started
+    body = response.json()
+    code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+    server_ms = float(response.headers["server-timing"].split("dur=")[1])
+    return Answer(call, response.status_code, code, seconds, server_ms / 1000, body)
 
+
+def _send(calls: Sequence[Call], in_flight: int) -> list[Answer]:
     async def all_of_them() -> list[Answer]:
         limits = httpx.Limits(max_connections=in_flight)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-            return list(await asyncio.gather(*(one(client, c) for c in calls)))
+            return list(await asyncio.gather(*(_answer(client, c) for c in calls)))
 
     return asyncio.run(all_of_them())
+
+
+def _send_while_claimed(
+    call: Call, sql: psycopg.Connection[Any], llm_stub: LlmStub
+) -> tuple[Answer, Answer]:
+    """``call`` twice: the second once the first holds its lesson's claim (seen with SQL), so
+    the second must wait for the first in the lesson's actor."""
+    assert live_generation_claims(sql) == 0
+
+    async def both() -> tuple[Answer, Answer]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            first = asyncio.ensure_future(_answer(client, call))
+            await asyncio.to_thread(eventually, lambda: live_generation_claims(sql) == 1, 10, 0.05)
+            second = await _answer(client, call)
+            return await first, second
+
+    llm_stub.mode(delay_seconds=2.0)
+    try:
+        return asyncio.run(both())
+    finally:
+        llm_stub.reset()
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -492,7 +523,11 @@ def test_fault_postgres_frozen_is_a_named_503_within_the_deadline_then_recovers(
     )
 
 
-def test_fault_placement_killed_is_a_fast_named_503_and_recovers_on_restart(stack: Stack) -> None:
+def test_fault_placement_killed_is_a_fast_named_503_where_actors_are_needed(
+    stack: Stack, sql: psycopg.Connection[Any], llm_stub: LlmStub
+) -> None:
+    """Without placement no actor is reachable: progress updates, and a generation that must wait
+    for another request's, answer a fast named 503. An uncontended generation needs no actor."""
     assert stack.placement is not None
     assert stack.placement.process is not None
     assert stack.placement.network is not None
@@ -506,22 +541,27 @@ def test_fault_placement_killed_is_a_fast_named_503_and_recovers_on_restart(stac
         answers = _send(
             _update_calls(stack, learner, 4) + _generate_calls(stack, learner, 2), in_flight=6
         )
+        holder, waiter = _send_while_claimed(_generate_calls(stack, learner, 1)[0], sql, llm_stub)
     finally:
         stack.placement.start()
     recovery = _seconds_until(
         lambda: _all_ready(stack) and _update(stack, learner, uuid.uuid4().hex).status_code == 200
     )
 
-    assert {(a.status, a.code) for a in answers} == {(503, "actor_placement_unavailable")}, [
-        (a.call.name, a.status, a.body) for a in answers
-    ]
-    assert _within_deadline(answers) == []
+    outcomes = Counter((a.call.name, a.status, a.code) for a in answers)
+    assert outcomes == {
+        ("update", 503, "actor_placement_unavailable"): 4,
+        ("generate", 201, None): 2,
+    }, [(a.call.name, a.status, a.body) for a in answers]
+    assert (holder.status, waiter.status, waiter.code) == (201, 503, "actor_placement_unavailable")
+    assert _within_deadline([*answers, holder, waiter]) == []
+    assert live_generation_claims(sql) == 0  # the holder's commit released its claim
     # Started again in the namespace it had, held by the same relay: daprd's address stands.
     assert stack.placement.network.process is relay
     assert relay is not None
     assert relay.running()
     assert network_namespace(stack.placement.process.pid) == namespace
-    _record("placement SIGKILLed, then restarted", answers, recovery=recovery)
+    _record("placement SIGKILLed, then restarted", [*answers, holder, waiter], recovery=recovery)
 
 
 def test_fault_user_progress_sidecar_killed_then_every_replica_personalises_again(

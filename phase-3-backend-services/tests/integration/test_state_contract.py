@@ -1,11 +1,15 @@
-"""What the outbox's slots rely on from the real daprd and PostgreSQL, checked through the same
-sidecar client the services use and read back with SQL: a first-write insert of a taken key,
-and an ETag-checked delete of a key rewritten since, each fail their whole transaction as a lost
-race (``EtagMismatch``, which makes the outbox pick another slot or read again), writing
-nothing. The error texts are daprd's, so a Dapr upgrade that changes them fails here."""
+"""What the outbox's slots and the generation claims rely on from the real daprd and PostgreSQL,
+checked through the same sidecar client the services use and read back with SQL: a first-write
+insert of a taken key, and an ETag-checked delete of a key rewritten since, each fail their
+whole transaction as a lost race (``EtagMismatch``, which makes the outbox pick another slot or
+read again), writing nothing; a first-write insert of a key whose TTL has passed takes it (a
+lapsed claim); a delete without an ETag of a key that is gone is no error (the commit that
+releases a claim). The error texts are daprd's, so a Dapr upgrade that changes them fails
+here."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -64,3 +68,31 @@ async def test_a_delete_under_an_old_etag_is_a_lost_race_that_removes_nothing(
     current = await sidecar.get_bulk_state([slot, other])
     await sidecar.transact([Delete(key, entry.etag or "") for key, entry in current.items()])
     assert state_row(pg, f"course-agent||{slot}") is None  # under the current ETags: removed
+
+
+async def test_a_first_write_insert_of_a_key_past_its_ttl_takes_it(
+    sidecar: SidecarClient, pg: psycopg.Connection[Any]
+) -> None:
+    claim, _ = _keys()
+    await sidecar.transact([Upsert(claim, {"holder": "gone"}, new_only=True, ttl_seconds=1)])
+    with pytest.raises(EtagMismatch):  # while it lives, it is taken
+        await sidecar.transact([Upsert(claim, {"holder": "early"}, new_only=True)])
+
+    await asyncio.sleep(1.5)
+    assert await sidecar.get_state(claim) is None  # past its TTL: no longer read,
+    assert state_row(pg, f"course-agent||{claim}") == {"holder": "gone"}  # though still there
+    await sidecar.transact([Upsert(claim, {"holder": "next"}, new_only=True, ttl_seconds=60)])
+
+    assert state_row(pg, f"course-agent||{claim}") == {"holder": "next"}
+
+
+async def test_a_delete_without_an_etag_removes_what_is_there_and_ignores_what_is_not(
+    sidecar: SidecarClient, pg: psycopg.Connection[Any]
+) -> None:
+    claim, other = _keys()
+    await sidecar.transact([Upsert(claim, {"holder": "h"})])
+
+    await sidecar.transact([Upsert(other, {"n": 1}), Delete(claim), Delete(f"{claim}-never")])
+
+    assert state_row(pg, f"course-agent||{claim}") is None
+    assert state_row(pg, f"course-agent||{other}") == {"n": 1}

@@ -1,10 +1,12 @@
 """One trace per lesson, end to end, in a real Jaeger: a stack with tracing on (Jaeger all-in-one
 from scripts/build-jaeger.sh), one POST /generate-lesson carrying a traceparent, and the query
 API's trace holding the Course Agent, its daprd, the progress lookup in User Progress, the LLM
-call, the state transaction, the publish, and User Progress consuming the event."""
+call, the state transaction, the publish, and User Progress consuming the event; and a request
+that waits for another's lesson, traced through the lesson's actor turn."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import yaml
 from learnflow_stack import services
@@ -22,7 +25,7 @@ from learnflow_stack.dapr import render_resources
 from learnflow_stack.ports import listening_sockets
 from learnflow_stack.stack import Stack
 
-from .conftest import LlmStub, stub_llm_env
+from .conftest import LlmStub, eventually, live_generation_claims, stub_llm_env
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +79,6 @@ EXPECTED = [  # (service, in the app (else its daprd), span name)
     ("course-agent", False, "CallLocal/user-progress/status/projection"),
     ("user-progress", False, "CallLocal/user-progress/status/projection"),
     ("user-progress", True, "GET /status/projection"),
-    ("course-agent", True, "dapr actor LessonGenerationActor method Generate"),
-    ("course-agent", False, "CallActor/LessonGenerationActor/Generate"),
     ("course-agent", True, "chat gpt-4o-mini"),
     ("course-agent", True, "dapr state transaction statestore"),
     ("course-agent", False, "/v1.0/state/statestore/transaction"),
@@ -91,7 +92,17 @@ EXPECTED = [  # (service, in the app (else its daprd), span name)
 ]
 
 
-def _wait_for_trace(stack: Stack, trace_id: str) -> list[Span]:
+WAITED_IN_ACTOR = [
+    ("course-agent", True, "POST /generate-lesson"),
+    ("course-agent", True, "dapr actor LessonGenerationActor method Generate"),
+    ("course-agent", False, "CallActor/LessonGenerationActor/Generate"),
+    ("course-agent", True, "PUT /actors/{actor_type_name}/{actor_id}/method/{method_name}"),
+]
+
+
+def _wait_for_trace(
+    stack: Stack, trace_id: str, expected: list[tuple[str, bool, str]] = EXPECTED
+) -> list[Span]:
     """The trace once every expected span is in Jaeger (spans arrive in batches, 0.5 s apart)."""
     assert stack.jaeger is not None
     deadline = time.monotonic() + 30
@@ -100,11 +111,11 @@ def _wait_for_trace(stack: Stack, trace_id: str) -> list[Span]:
         found = stack.jaeger.trace(trace_id)
         spans = _spans(found, trace_id) if found else []
         have = {(s.service, s.in_app, s.name) for s in spans}
-        if all(expected in have for expected in EXPECTED):
+        if all(span in have for span in expected):
             return spans
         time.sleep(0.5)
     seen = sorted({(s.service, s.in_app, s.name) for s in spans})
-    missing = [e for e in EXPECTED if e not in seen]
+    missing = [e for e in expected if e not in seen]
     raise AssertionError(f"trace {trace_id} lacks {missing}; it has {seen}")
 
 
@@ -154,21 +165,10 @@ def test_one_lesson_is_one_trace_across_both_apps_sidecars_and_kafka(traced_stac
     ]
     assert parent_of(hops[-1]) == root
 
-    # The generation runs in an actor turn reached through daprd; the LLM call, the state
-    # transaction and the publish are its children.
-    generate = one("course-agent", False, "CallActor/LessonGenerationActor/Generate")
-    turn = parent_of(generate)
-    assert turn.name == "dapr actor LessonGenerationActor method Generate"
-    assert parent_of(turn) == root
-    (work,) = [s for s in spans if s.parent == generate.id]
-    assert (work.service, work.in_app, work.name) == (
-        "course-agent",
-        True,
-        "PUT /actors/{actor_type_name}/{actor_id}/method/{method_name}",
-    )
-
+    # An uncontended generation runs in the request: the LLM call, the state transaction and
+    # the publish are the request's.
     llm = one("course-agent", True, "chat gpt-4o-mini")
-    assert parent_of(llm) == work
+    assert parent_of(llm) == root
     assert llm.tags["gen_ai.request.model"] == "gpt-4o-mini"
     assert llm.tags["gen_ai.usage.input_tokens"] == lesson["prompt_tokens"]
     assert llm.tags["gen_ai.usage.output_tokens"] == lesson["completion_tokens"]
@@ -176,11 +176,11 @@ def test_one_lesson_is_one_trace_across_both_apps_sidecars_and_kafka(traced_stac
 
     transaction = one("course-agent", False, "/v1.0/state/statestore/transaction")
     assert parent_of(transaction).name == "dapr state transaction statestore"
-    assert parent_of(parent_of(transaction)) == work
+    assert parent_of(parent_of(transaction)) == root
 
     publish = one("course-agent", False, "/v1.0/publish/pubsub/lesson-generated")
     assert parent_of(publish).name == "dapr publish lesson-generated"
-    assert parent_of(parent_of(publish)) == work
+    assert parent_of(parent_of(publish)) == root
 
     # Through Kafka: the CloudEvent's traceparent makes User Progress's consumption a child of
     # the publish, and the actor call that applies the lesson joins it.
@@ -196,6 +196,50 @@ def test_one_lesson_is_one_trace_across_both_apps_sidecars_and_kafka(traced_stac
     assert parent_of(
         one("user-progress", False, "CallActor/LearnerProgressActor/RecordLessons")
     ) == (record)
+
+
+def test_a_request_that_waits_for_anothers_lesson_is_traced_through_the_actor_turn(
+    traced_stack: Stack, llm_stub: LlmStub
+) -> None:
+    learner = f"traced-{uuid.uuid4().hex[:8]}"
+    body = {"learner_id": learner, "topic": "Waiting for fractions", "level": "beginner"}
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+
+    async def holder_then_waiter() -> tuple[httpx.Response, httpx.Response]:
+        url = f"{traced_stack.app('course-agent').url}/generate-lesson"
+        async with httpx.AsyncClient(timeout=30) as client:
+            holder = asyncio.ensure_future(
+                client.post(url, json=body, headers=traced_stack.auth_headers(learner))
+            )
+            with psycopg.connect(traced_stack.pg_connection, autocommit=True) as pg:
+                await asyncio.to_thread(eventually, lambda: live_generation_claims(pg) == 1, 10)
+            waiter = await client.post(
+                url,
+                json=body,
+                headers={
+                    **traced_stack.auth_headers(learner),
+                    "traceparent": f"00-{trace_id}-{caller_span}-01",
+                },
+            )
+            return await holder, waiter
+
+    calls = llm_stub.calls()
+    llm_stub.mode(delay_seconds=2.0)
+    try:
+        holder, waiter = asyncio.run(holder_then_waiter())
+        llm_calls = llm_stub.calls() - calls
+    finally:
+        llm_stub.reset()  # (which zeroes its count)
+
+    assert (holder.status_code, waiter.status_code) == (201, 200), waiter.text
+    assert waiter.json()["lesson_id"] == holder.json()["lesson_id"]
+    spans = _wait_for_trace(traced_stack, trace_id, WAITED_IN_ACTOR)
+    chain = {(s.service, s.in_app, s.name): s for s in spans}
+    root, call, daprd_hop, turn = (chain[expected] for expected in WAITED_IN_ACTOR)
+    assert root.parent == caller_span
+    # request -> the app's actor call -> its daprd -> the actor turn, back in the app.
+    assert [call.parent, daprd_hop.parent, turn.parent] == [root.id, call.id, daprd_hop.id]
+    assert llm_calls == 1  # the waiter made none
 
 
 def test_jaeger_listens_on_its_loopback_ports_only(traced_stack: Stack) -> None:

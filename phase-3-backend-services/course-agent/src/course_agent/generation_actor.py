@@ -1,6 +1,7 @@
-"""A Dapr actor per lesson cache key: Dapr runs one call per actor id at a time, on one replica,
-so N concurrent identical requests — on any number of replicas — make exactly one LLM call:
-the first generates and stores, the others find the stored lesson when their turn comes."""
+"""A Dapr actor per lesson cache key, where requests that found their lesson claimed by another
+wait for it (``LessonService.wait_and_generate``). Dapr runs one call per actor id at a time, on
+one replica, so however many requests wait for a lesson, on any number of replicas, one of them
+polls the state store; the others find the stored lesson when their turn comes."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from course_agent.generation_protocol import (
 from course_agent.lesson_record import LessonRecord
 
 
-class GenerateOnce(Protocol):
-    """The work done inside one actor turn (see ``LessonService.generate_once``)."""
+class WaitAndGenerate(Protocol):
+    """The work done inside one actor turn (see ``LessonService.wait_and_generate``)."""
 
     async def __call__(self, cache_key: str, job: GenerateJob) -> tuple[LessonRecord, bool]: ...
 
@@ -33,16 +34,16 @@ class LessonGenerationActor(Actor, LessonGenerationActorInterface):
         self,
         ctx: ActorRuntimeContext,
         actor_id: ActorId,
-        generate_once: GenerateOnce,
+        wait_and_generate: WaitAndGenerate,
         turns: ActorTurns,
     ) -> None:
         super().__init__(ctx, actor_id)
-        self._generate_once = generate_once
+        self._wait_and_generate = wait_and_generate
         self._turns = turns
 
     async def generate(self, job: dict[str, Any]) -> dict[str, Any]:
-        # A turn of our own: daprd hands the turn on when a caller gives up, and two
-        # generations for one cache key would mean two LLM calls.
+        # A turn of our own: daprd hands the turn on when a caller gives up, and two waiters
+        # polling for one lesson would be one too many.
         answer = await self._turns.run(
             self.id.id, lambda: self._generate(GenerateJob.model_validate(job))
         )
@@ -51,7 +52,7 @@ class LessonGenerationActor(Actor, LessonGenerationActorInterface):
 
     async def _generate(self, job: GenerateJob) -> LessonGenerated | GenerationFailed:
         try:
-            record, created = await self._generate_once(self.id.id, job)
+            record, created = await self._wait_and_generate(self.id.id, job)
         except CourseAgentError as error:
             return GenerationFailed.of(error)
         return LessonGenerated(lesson=record, created=created)

@@ -1,29 +1,43 @@
-"""The generate-lesson use case:
-progress → prompt → cache → (one actor turn) LLM → store → event."""
+"""The generate-lesson use case: progress → prompt → cache → claim → LLM → store → event.
+
+A cache miss claims the generation (``generation_claim``) and generates in the request itself.
+A request that finds the lesson claimed waits in the cache key's actor: Dapr runs one turn per
+actor id at a time, so however many requests wait for a lesson, one of them polls for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import structlog
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError, dependency_failed
 from learnflow_service_kit.sidecar_client import (
     ActorCallFailed,
+    EtagMismatch,
     PlacementUnavailable,
     SidecarClient,
     SidecarUnavailable,
+    StateEntry,
+    StateStoreUnavailable,
 )
 from prometheus_client import Counter, Histogram
 
 from course_agent.domain.cache_key import lesson_cache_key
+from course_agent.domain.errors import RetryLater
 from course_agent.domain.generation_request import GenerateLessonRequest
 from course_agent.domain.personalisation import PersonalisationOutcome
 from course_agent.domain.prompt import build_lesson_prompt
 from course_agent.domain.prompt_catalog import PromptCatalog
 from course_agent.domain.token_budget import CountTokens
+from course_agent.generation_claim import Claim, GenerationClaims
 from course_agent.generation_protocol import (
     ACTOR_TYPE,
     GENERATE_ANSWER,
@@ -32,14 +46,19 @@ from course_agent.generation_protocol import (
     GenerationFailed,
 )
 from course_agent.lesson_record import LessonRecord
-from course_agent.lesson_store import IdempotencyRecord, LessonStore, new_lesson_id
+from course_agent.lesson_store import CacheLookup, IdempotencyRecord, LessonStore, new_lesson_id
 from course_agent.llm.port import LessonGenerator
-from course_agent.llm_budget import LlmBudget
+from course_agent.llm_budget import BudgetWindow, LlmBudget
 from course_agent.progress_source import ProgressSource, ProgressUnavailable
 
 PROMPT_ID = "lesson"
 # A generation may have been stored although its caller was told it failed: the retry finds it.
 _RETRY_HINT = "retry later (with the same Idempotency-Key to get the lesson if it was stored)"
+# A lost race on the claim transaction (the learner's budget counter moved, or the claim was
+# taken) reads again; this many times at most.
+_CLAIM_ATTEMPTS = 20
+# How often a request waiting for a claimed lesson looks for it: from the first, growing.
+_WAIT_POLL_SECONDS = (0.05, 0.5)
 
 log = structlog.get_logger()
 PERSONALISATION = Counter(
@@ -67,6 +86,13 @@ def idempotency_digests(key: str, request: GenerateLessonRequest) -> tuple[str, 
     return hashlib.sha256(key.encode()).hexdigest()[:32], hashlib.sha256(body.encode()).hexdigest()
 
 
+class LessonStillGenerating(RetryLater):
+    """Another request holds the lesson's claim beyond our wait."""
+
+    http_status: ClassVar[int] = 503
+    code: ClassVar[str] = "lesson_generation_in_progress"
+
+
 @dataclass(frozen=True)
 class GenerationPolicy:
     """The settings a generation follows."""
@@ -75,13 +101,19 @@ class GenerationPolicy:
     prompt_token_budget: int
     actor_timeout_seconds: float  # the wait for one actor turn (see Settings)
 
+    @property
+    def claim_wait_seconds(self) -> float:
+        # Within the turn's own deadline, so a waiter answers before its caller gives up.
+        return max(1.0, self.actor_timeout_seconds - 5)
+
 
 @dataclass(frozen=True)
 class LessonPorts:
     """What a generation reads and writes, beyond this process."""
 
-    dapr: SidecarClient  # to call the generation actor
+    dapr: SidecarClient  # to call the generation actor, and to claim a generation
     store: LessonStore
+    claims: GenerationClaims
     progress: ProgressSource
     generator: LessonGenerator
     llm_budget: LlmBudget
@@ -97,6 +129,7 @@ class LessonService:
     ) -> None:
         self._dapr = ports.dapr
         self._store = ports.store
+        self._claims = ports.claims
         self._progress = ports.progress
         self._generator = ports.generator
         self._llm_budget = ports.llm_budget
@@ -141,13 +174,15 @@ class LessonService:
         if outcome == "applied" and not prompt.personalised:
             outcome = "no_history"
         cache_key = lesson_cache_key(request, prompt, self._policy.model)
-        cached = await self._store.cached(cache_key)
-        if cached is not None:
+        budget = self._llm_budget.current(request.learner_id)
+        lookup = await self._store.lookup(cache_key, request.learner_id, budget.key)
+        if lookup.lesson is not None:
             CACHE.labels("hit").inc()
-            return GenerationResult(cached, created=False)
+            return GenerationResult(lookup.lesson, created=False)
         CACHE.labels("miss").inc()
         job = GenerateJob(prompt=prompt, request=request, personalisation_outcome=outcome)
-        return await self._generate_in_actor(cache_key, job)
+        generated = await self._claim_and_generate(cache_key, job, budget, lookup)
+        return generated or await self._generate_in_actor(cache_key, job)
 
     async def _projection(
         self, learner_id: str
@@ -184,24 +219,68 @@ class LessonService:
             raise result.as_error()
         return GenerationResult(result.lesson, result.created)
 
-    async def generate_once(self, cache_key: str, job: GenerateJob) -> tuple[LessonRecord, bool]:
-        """One actor turn: whoever held the turn before us may have stored this lesson already.
-        The cache pointer, the learner's LLM budget and lesson index are read together, in one
-        call, before the LLM call; the commit after it re-reads the index only if it changed."""
+    async def wait_and_generate(
+        self, cache_key: str, job: GenerateJob
+    ) -> tuple[LessonRecord, bool]:
+        """One actor turn, for a request that found the lesson claimed: wait until the lesson
+        is stored (most often), or its claim is released or lapses (then claim and generate)."""
+        deadline = time.monotonic() + self._policy.claim_wait_seconds
+        pause, longest = _WAIT_POLL_SECONDS
+        while True:
+            budget = self._llm_budget.current(job.request.learner_id)
+            lookup = await self._store.lookup(cache_key, job.request.learner_id, budget.key)
+            generated = await self._claim_and_generate(cache_key, job, budget, lookup)
+            if generated is not None:
+                return generated.record, generated.created
+            if time.monotonic() + pause > deadline:
+                raise LessonStillGenerating(
+                    "another request for this lesson is still generating it", 5
+                )
+            await asyncio.sleep(pause)
+            pause = min(longest, pause * 2)
+
+    async def _claim_and_generate(
+        self, cache_key: str, job: GenerateJob, budget: BudgetWindow, lookup: CacheLookup
+    ) -> GenerationResult | None:
+        """Claim the generation, spending the learner's budget, in one transaction, and generate;
+        a lost race reads again. None: another request holds the claim."""
+        learner_id = job.request.learner_id
+        for _ in range(_CLAIM_ATTEMPTS):
+            if lookup.lesson is not None:
+                return GenerationResult(lookup.lesson, created=False)
+            if lookup.claimed:
+                return None
+            claim = Claim(cache_key)
+            spending = self._llm_budget.spending(budget, lookup.read.get(budget.key))
+            try:
+                await self._dapr.transact([spending, claim.taking()])
+            except EtagMismatch:
+                await asyncio.sleep(random.uniform(0, 0.02))
+                lookup = await self._store.lookup(cache_key, learner_id, budget.key)
+                continue
+            return GenerationResult(await self._generate_claimed(claim, job, lookup.read), True)
+        raise StateStoreUnavailable(f"LLM budget of {learner_id} too contended; retry later")
+
+    async def _generate_claimed(
+        self, claim: Claim, job: GenerateJob, read: Mapping[str, StateEntry]
+    ) -> LessonRecord:
+        try:
+            async with self._claims.renewed(claim):
+                record = await self._new_lesson(job)
+                await self._store.save_new(record, claim.cache_key, read, also=[claim.releasing()])
+        except BaseException:  # cancelled too: the claim must not hold waiters until it lapses
+            await self._claims.release(claim)
+            raise
+        return record
+
+    async def _new_lesson(self, job: GenerateJob) -> LessonRecord:
         request, prompt = job.request, job.prompt
-        budget = self._llm_budget.current(request.learner_id)
-        cached, read = await self._store.cached_reading_also(
-            cache_key, request.learner_id, budget.key
-        )
-        if cached is not None:
-            return cached, False
-        await self._llm_budget.spend(budget, read.get(budget.key))
         with LLM_SECONDS.time():
             generated = await self._generator.generate(prompt)
         LLM_CALLS.labels(generated.model).inc()
         LLM_TOKENS.labels(generated.model, "prompt").inc(generated.prompt_tokens)
         LLM_TOKENS.labels(generated.model, "completion").inc(generated.completion_tokens)
-        record = LessonRecord(
+        return LessonRecord(
             lesson_id=new_lesson_id(),
             learner_id=request.learner_id,
             topic=request.topic,
@@ -220,5 +299,3 @@ class LessonService:
             trimmed=prompt.trimmed,
             created_at=datetime.now(UTC),
         )
-        await self._store.save_new(record, cache_key, read)
-        return record, True

@@ -7,19 +7,23 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.outbox import Outbox, OutboxEvent
-from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
+from learnflow_service_kit.sidecar_client import (
+    SidecarClient,
+    StateEntry,
+    StateOperation,
+    Upsert,
+)
 
+from course_agent import lesson_index
+from course_agent.generation_claim import generation_claim_key
+from course_agent.lesson_index import IndexEntry, learner_index_key
 from course_agent.lesson_record import LessonRecord
-
-# The index keeps a learner's newest lessons; older ones stay readable by id.
-INDEX_CAP = 1000
 
 
 def new_lesson_id() -> str:
@@ -36,12 +40,19 @@ def cache_pointer_key(cache_key: str) -> str:
     return f"lesson-cache-{cache_key}"
 
 
-def learner_index_key(learner_id: str) -> str:
-    return f"learner-lessons-{learner_id}"
-
-
 def idempotency_record_key(learner_id: str, key_digest: str) -> str:
     return f"idempotency-{learner_id}-{key_digest}"
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """What one read found for a cache key: the lesson, or whether another request is generating
+    it; and every entry read (the learner's index head, the other key asked for), for the
+    writes that follow."""
+
+    lesson: LessonRecord | None
+    claimed: bool
+    read: Mapping[str, StateEntry]
 
 
 @dataclass(frozen=True)
@@ -91,38 +102,35 @@ class LessonStore:
             return LessonRecord.model_validate(pointer.value["lesson"])
         return await self.get(pointer.value["lesson_id"])
 
-    async def cached(self, cache_key: str) -> LessonRecord | None:
-        return await self._lesson_of(await self._dapr.get_state(cache_pointer_key(cache_key)))
-
-    async def cached_reading_also(
-        self, cache_key: str, learner_id: str, other_key: str
-    ) -> tuple[LessonRecord | None, Mapping[str, StateEntry]]:
-        """``cached``, with the learner's index and ``other_key`` read in the same bulk GET: the
-        entries read, for ``save_new`` (which then needs no read of its own) and the caller."""
-        pointer_key = cache_pointer_key(cache_key)
+    async def lookup(self, cache_key: str, learner_id: str, other_key: str) -> CacheLookup:
+        """The cache pointer, the generation claim, the learner's index head and ``other_key``,
+        in one bulk GET."""
+        pointer_key, claim_key = cache_pointer_key(cache_key), generation_claim_key(cache_key)
         found = await self._dapr.get_bulk_state(
-            [pointer_key, learner_index_key(learner_id), other_key]
+            [pointer_key, claim_key, learner_index_key(learner_id), other_key]
         )
-        return await self._lesson_of(found.get(pointer_key)), found
+        lesson = await self._lesson_of(found.get(pointer_key))
+        return CacheLookup(lesson, claim_key in found, found)
 
     async def save_new(
-        self, record: LessonRecord, cache_key: str, read: Mapping[str, StateEntry] | None = None
+        self,
+        record: LessonRecord,
+        cache_key: str,
+        read: Mapping[str, StateEntry] | None = None,
+        also: Sequence[StateOperation] = (),
     ) -> None:
-        """Store the lesson, index it, point the cache at it and stage its event — atomically.
-        ``read``: the learner's index as ``cached_reading_also`` read it (it is read again if
-        it changed since).
+        """Store the lesson, index it, point the cache at it, stage its event and apply ``also``
+        — atomically. ``read``: the learner's index head as ``lookup`` read it (it is read again
+        if it changed since).
 
         Then publish the event in the background; if the broker is down the outbox relay
         publishes it later.
         """
         index_key = learner_index_key(record.learner_id)
-        entry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
-
+        entry: IndexEntry = {"lesson_id": record.lesson_id, "topic": record.topic.casefold()}
         document = record.model_dump(mode="json")
 
-        def operations(found: Mapping[str, StateEntry]) -> list[Upsert]:
-            index = found.get(index_key)
-            entries = index.value["lessons"] if index else []
+        def operations(found: Mapping[str, StateEntry]) -> list[StateOperation]:
             return [
                 Upsert(lesson_key(record.lesson_id), document),
                 Upsert(
@@ -130,12 +138,8 @@ class LessonStore:
                     {"lesson_id": record.lesson_id, "lesson": document},
                     ttl_seconds=self._cache_ttl,
                 ),
-                Upsert(
-                    index_key,
-                    {"lessons": [entry, *entries][:INDEX_CAP]},
-                    etag=index.etag if index else None,
-                    new_only=index is None,
-                ),
+                *lesson_index.adding(record.learner_id, found.get(index_key), entry),
+                *also,
             ]
 
         event = OutboxEvent(
@@ -150,15 +154,16 @@ class LessonStore:
     async def page(
         self, learner_id: str, topic: str | None, cursor: str | None, limit: int
     ) -> tuple[list[LessonRecord], str | None]:
-        """A learner's lessons, newest first, optionally of one topic (case-insensitive)."""
-        index = await self._dapr.get_state(learner_index_key(learner_id))
-        entries: list[dict[str, Any]] = index.value["lessons"] if index else []
-        if topic is not None:
-            entries = [e for e in entries if e["topic"] == topic.casefold()]
-        if cursor is not None:
-            after = decode_cursor(cursor)
-            positions = [i for i, e in enumerate(entries) if e["lesson_id"] == after]
-            entries = entries[positions[0] + 1 :] if positions else []
+        """A learner's lessons, newest first, optionally of one topic (case-insensitive). The
+        index's older pages are read only when its head does not fill the page."""
+        after = decode_cursor(cursor) if cursor is not None else None
+        head = await self._dapr.get_state(learner_index_key(learner_id))
+        entries = _listed(lesson_index.head_entries(head), topic, after)
+        older = lesson_index.older_page_keys(learner_id, head)
+        if older and (entries is None or len(entries) <= limit):
+            pages = await self._dapr.get_bulk_state(older)
+            entries = _listed(lesson_index.all_entries(head, older, pages), topic, after)
+        entries = entries or []
         window = entries[:limit]
         found = await self._dapr.get_bulk_state([lesson_key(e["lesson_id"]) for e in window])
         records = [
@@ -191,3 +196,16 @@ class LessonStore:
                 )
             ]
         )
+
+
+def _listed(
+    entries: list[IndexEntry], topic: str | None, after: str | None
+) -> list[IndexEntry] | None:
+    """The entries of ``topic`` that follow the lesson ``after``; None if ``after`` is not among
+    ``entries``."""
+    if topic is not None:
+        entries = [e for e in entries if e["topic"] == topic.casefold()]
+    if after is None:
+        return entries
+    positions = [i for i, e in enumerate(entries) if e["lesson_id"] == after]
+    return entries[positions[0] + 1 :] if positions else None

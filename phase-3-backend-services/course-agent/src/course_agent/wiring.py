@@ -18,6 +18,7 @@ from learnflow_service_kit.sidecar_client import SidecarClient
 from course_agent.api import router
 from course_agent.domain.errors import CourseAgentError
 from course_agent.generation_actor import LessonGenerationActor
+from course_agent.generation_claim import GenerationClaims
 from course_agent.lesson_service import GenerationPolicy, LessonPorts, LessonService
 from course_agent.lesson_store import LessonStore
 from course_agent.llm.factory import build_lesson_generator
@@ -52,7 +53,8 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         store=store,
         progress=adapters.progress or DaprProgressSource(dapr, settings.progress_timeout_seconds),
         generator=lesson_generator,
-        llm_budget=LlmBudget(dapr, settings.llm_lessons_per_learner_per_hour),
+        claims=GenerationClaims(dapr),
+        llm_budget=LlmBudget(settings.llm_lessons_per_learner_per_hour),
     )
     policy = GenerationPolicy(
         model=settings.llm_model,
@@ -68,7 +70,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
     turns = ActorTurns()
 
     def build_actor(ctx: ActorRuntimeContext, actor_id: ActorId) -> LessonGenerationActor:
-        return LessonGenerationActor(ctx, actor_id, service.generate_once, turns)
+        return LessonGenerationActor(ctx, actor_id, service.wait_and_generate, turns)
 
     return ServiceParts(
         routers=[router],

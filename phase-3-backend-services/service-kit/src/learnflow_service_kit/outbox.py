@@ -39,6 +39,7 @@ from learnflow_service_kit.sidecar_client import (
     SidecarClient,
     SidecarUnavailable,
     StateEntry,
+    StateOperation,
     StateStoreUnavailable,
     Upsert,
 )
@@ -111,7 +112,7 @@ class StagedEvent:
     key: str  # the slot or shard it waits in
 
 
-Build = Callable[[Mapping[str, StateEntry]], Sequence[Upsert]]
+Build = Callable[[Mapping[str, StateEntry]], Sequence[StateOperation]]
 Staged = dict[str, set[str]]  # slot or shard key -> event ids
 
 

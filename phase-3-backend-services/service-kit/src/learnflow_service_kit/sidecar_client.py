@@ -104,13 +104,16 @@ class Upsert:
 
 @dataclass(frozen=True)
 class Delete:
-    """A removal of the version ``etag`` of ``key`` only: a key rewritten since stays."""
+    """A removal; with ``etag``, of that version only (a key rewritten since stays). Without
+    it, whatever is there, if anything: a missing key is no error."""
 
     key: str
-    etag: str
+    etag: str | None = None
 
     def as_operation(self) -> dict[str, Any]:
-        request = {"key": self.key, "etag": self.etag, "options": {"concurrency": "first-write"}}
+        request: dict[str, Any] = {"key": self.key}
+        if self.etag is not None:
+            request |= {"etag": self.etag, "options": {"concurrency": "first-write"}}
         return {"operation": "delete", "request": request}
 
 

@@ -43,6 +43,8 @@ def course_agent_env(stub_url: str, config: BenchConfig) -> dict[str, str]:
         "COURSE_AGENT_LLM_TIMEOUT_SECONDS": f"{5.0 + 2 * config.llm_delay_seconds:g}",
         # A retry would hide a failure inside a slower figure; errors must show as errors.
         "COURSE_AGENT_LLM_MAX_RETRIES": "0",
+        # The busy learner's lessons are generated in one go: the hourly limit is not measured.
+        "COURSE_AGENT_LLM_LESSONS_PER_LEARNER_PER_HOUR": "1000",
     }
 
 

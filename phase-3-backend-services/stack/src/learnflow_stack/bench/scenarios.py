@@ -50,6 +50,9 @@ LESSON_LIST_REQUESTS = 300
 PROGRESS_HOT_REQUESTS = 200
 PROGRESS_MANY_REQUESTS = 200
 LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed page
+# Not scaled: a learner whose lesson index is two full pages (the Course Agent's head page is 50
+# lessons), so a hit reads the largest head there is.
+LESSONS_OF_A_BUSY_LEARNER = 100
 HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
 STUB_DIRECT = "LLM stub called directly (floor)"
 IDLE_SECONDS = 5  # not scaled: a rate, measured once
@@ -64,6 +67,7 @@ class Figures:
     cache_miss: ScenarioResult
     cache_hit: ScenarioResult
     cache_hit_wide: ScenarioResult  # at the progress scenarios' (higher) concurrency
+    cache_hit_busy_learner: ScenarioResult  # as wide, for a learner with many lessons
     lesson_list: ScenarioResult
     events_settled_seconds: float | None  # generation events consumed this long after the list
     progress_hot: ScenarioResult
@@ -80,6 +84,7 @@ class Figures:
             self.cache_miss,
             self.cache_hit,
             self.cache_hit_wide,
+            self.cache_hit_busy_learner,
             self.lesson_list,
             self.progress_hot,
             self.progress_many,
@@ -176,6 +181,30 @@ class Workloads(Target):
 
         async def hit(_: int) -> None:
             await self.generate(learner, "Cached topic", 200)
+
+        return await self._measure(
+            name, hit, requests=requests, concurrency=concurrency, floor=STATE_GET
+        )
+
+    async def cache_hit_busy_learner(self) -> ScenarioResult:
+        """Cache hits for a learner with LESSONS_OF_A_BUSY_LEARNER lessons: a hit reads the
+        head of the learner's lesson index, so its cost must not grow with their history."""
+        learner = self.id_for("hit", "busy-learner")
+        concurrency = self.config.progress_concurrency
+        name = f"Course Agent generate, cache hit, learner with {LESSONS_OF_A_BUSY_LEARNER} lessons"
+        requests = self.config.count(CACHE_HIT_REQUESTS)
+
+        async def create(index: int) -> None:
+            await self.generate(learner, f"Busy topic {index}", 201)
+
+        lessons = range(LESSONS_OF_A_BUSY_LEARNER)
+        created = await drive(create, lessons, self.config.concurrency, self.deadline())
+        if created.errors or len(created.latencies) < len(lessons):
+            reason = created.errors[0] if created.errors else "the deadline came first"
+            return ScenarioResult.set_up_failed(name, concurrency, requests, reason)
+
+        async def hit(_: int) -> None:
+            await self.generate(learner, "Busy topic 0", 200)
 
         return await self._measure(
             name, hit, requests=requests, concurrency=concurrency, floor=STATE_GET
@@ -343,6 +372,7 @@ async def measure_all(
         cache_miss = await work.cache_miss()
         cache_hit = await work.cache_hit(config.concurrency)
         cache_hit_wide = await work.cache_hit(config.progress_concurrency)
+        cache_hit_busy_learner = await work.cache_hit_busy_learner()
         lesson_list, listed_learner, generated = await work.lesson_list()
         settled = await work.settle(listed_learner, generated)
         progress_hot = await work.progress_hot()
@@ -359,6 +389,7 @@ async def measure_all(
         cache_miss=cache_miss,
         cache_hit=cache_hit,
         cache_hit_wide=cache_hit_wide,
+        cache_hit_busy_learner=cache_hit_busy_learner,
         lesson_list=lesson_list,
         events_settled_seconds=settled,
         progress_hot=progress_hot,
