@@ -10,6 +10,7 @@ Each fault table row is printed at the end of the run and written to fault-repor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import statistics
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from course_agent.generation_claim import LEASE_SECONDS
 from learnflow_contracts.names import LESSON_GENERATED_TOPIC, PROGRESS_UPDATED_TOPIC
 from learnflow_stack.private_network import network_namespace
 from learnflow_stack.stack import AppInstance, Stack
@@ -562,6 +565,62 @@ def test_fault_placement_killed_is_a_fast_named_503_where_actors_are_needed(
     assert relay.running()
     assert network_namespace(stack.placement.process.pid) == namespace
     _record("placement SIGKILLed, then restarted", [*answers, holder, waiter], recovery=recovery)
+
+
+def _cache_pointers_of(sql: psycopg.Connection[Any], learner: str) -> int:
+    """The lessons stored for ``learner``: their cache pointers, in the state table."""
+    row = sql.execute(
+        "SELECT count(*) FROM state WHERE key LIKE 'course-agent||lesson-cache-%%'"
+        " AND convert_from(value, 'UTF8')::jsonb -> 'lesson' ->> 'learner_id' = %s",
+        (learner,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_fault_course_agent_killed_holding_a_claim_frees_the_lesson_within_the_lease(
+    stack: Stack, sql: psycopg.Connection[Any], llm_stub: LlmStub
+) -> None:
+    """The replica generating a lesson is SIGKILLed while the LLM works. Its claim is left in
+    the state table; it lapses at the end of its lease, and the same request on the other
+    replica, which waits for it, then generates the lesson: one lesson, no refusal."""
+    learner = _learner()
+    holder_replica = stack.app("course-agent", 0)
+    (holder_call,) = _generate_calls(stack, learner, 1, replica=0)
+    (retry,) = _generate_calls(stack, learner, 1, replica=1)
+    retry = dataclasses.replace(retry, body=holder_call.body)
+    assert live_generation_claims(sql) == 0
+
+    llm_stub.mode("hang")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        holder = pool.submit(
+            httpx.post,
+            holder_call.url,
+            json=holder_call.body,
+            headers=holder_call.headers,
+            timeout=30,
+        )
+        eventually(lambda: live_generation_claims(sql) == 1, timeout=10, interval=0.05)
+        os.kill(holder_replica.process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        with pytest.raises(httpx.TransportError):
+            holder.result(timeout=30)
+    llm_stub.reset()  # answering at once again; its count starts from 0
+    holder_replica.process.start()
+    eventually(lambda: _ready(holder_replica), timeout=60)
+    left_behind = live_generation_claims(sql)
+
+    (answer,) = _send([retry], in_flight=1)
+    freed_after = time.monotonic() - killed
+
+    assert left_behind == 1  # the killed holder's claim outlived it...
+    assert answer.status == 201, answer.body  # ...until its lease ended: then it was taken over
+    assert freed_after <= LEASE_SECONDS + 5
+    assert llm_stub.calls() == 1
+    assert live_generation_claims(sql) == 0
+    assert _cache_pointers_of(sql, learner) == 1
+    _record(
+        "Course Agent replica SIGKILLed holding a lesson's claim", [answer], recovery=freed_after
+    )
 
 
 def test_fault_user_progress_sidecar_killed_then_every_replica_personalises_again(

@@ -100,11 +100,7 @@ class GenerationPolicy:
     model: str
     prompt_token_budget: int
     actor_timeout_seconds: float  # the wait for one actor turn (see Settings)
-
-    @property
-    def claim_wait_seconds(self) -> float:
-        # Within the turn's own deadline, so a waiter answers before its caller gives up.
-        return max(1.0, self.actor_timeout_seconds - 5)
+    claim_wait_seconds: float  # within it, the wait for a lesson another request claimed
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from learnflow_service_kit.settings import ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from course_agent.generation_claim import LEASE_SECONDS
 from course_agent.llm.port import LlmProvider
 
 _PHASE_DIR = Path(__file__).resolve().parents[3]
@@ -34,6 +35,17 @@ class Settings(ServiceSettings):
     outbox_relay_seconds: float = Field(2.0, gt=0)
 
     @property
+    def generation_seconds_at_most(self) -> float:
+        # One generation may wait for the LLM twice (answer + one repair), each with retries.
+        return 2 * self.llm_timeout_seconds * (self.llm_max_retries + 1)
+
+    @property
+    def claim_wait_seconds(self) -> float:
+        # A request that finds its lesson claimed waits for the holder's generation, or, if the
+        # holder died, for its lease to lapse.
+        return max(self.generation_seconds_at_most, LEASE_SECONDS) + 2
+
+    @property
     def actor_call_timeout_seconds(self) -> float:
-        # One actor turn may wait for the LLM twice (answer + one repair), each with retries.
-        return 2 * self.llm_timeout_seconds * (self.llm_max_retries + 1) + 10
+        # The wait, then maybe a generation of the turn's own (a lapsed claim taken over).
+        return self.claim_wait_seconds + self.generation_seconds_at_most + 10

@@ -60,6 +60,7 @@ def wire(settings: Settings, dapr: SidecarClient, adapters: Adapters) -> Service
         model=settings.llm_model,
         prompt_token_budget=settings.prompt_token_budget,
         actor_timeout_seconds=settings.actor_call_timeout_seconds,
+        claim_wait_seconds=settings.claim_wait_seconds,
     )
     service = LessonService(
         ports,

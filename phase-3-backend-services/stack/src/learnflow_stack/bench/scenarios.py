@@ -191,7 +191,7 @@ class Workloads(Target):
         head of the learner's lesson index, so its cost must not grow with their history."""
         learner = self.id_for("hit", "busy-learner")
         concurrency = self.config.progress_concurrency
-        name = f"Course Agent generate, cache hit, learner with {LESSONS_OF_A_BUSY_LEARNER} lessons"
+        name = f"Course Agent generate, hit, {LESSONS_OF_A_BUSY_LEARNER} lessons"
         requests = self.config.count(CACHE_HIT_REQUESTS)
 
         async def create(index: int) -> None:
