@@ -1,5 +1,5 @@
 """daprd's state and publish API over a dict, for unit tests: ETags, first-write, atomic
-transactions (upserts and ETag-checked deletes), bulk reads and publishes, behind
+transactions (upserts, and deletes with or without an ETag), bulk reads and publishes, behind
 ``HttpxSidecar.scripted``. Integration tests run the real daprd; this is for the logic above
 the sidecar client.
 
