@@ -68,8 +68,8 @@ class GenerationClaims:
             yield
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            # Its cancellation comes back as a result, and ours, if it comes now, still raises.
+            await asyncio.gather(renewing, return_exceptions=True)
 
     async def _renew_while_held(self, claim: Claim) -> None:
         while True:

@@ -39,10 +39,13 @@ class FakeLlm:
     def __init__(self, lesson: dict[str, Any]) -> None:
         self.calls = 0
         self.failure: Exception | None = None
+        self.answer = asyncio.Event()  # cleared: the LLM works until a test sets it
+        self.answer.set()
         self._lesson = lesson
 
     async def generate(self, prompt: RenderedPrompt) -> GeneratedLesson:
         self.calls += 1
+        await self.answer.wait()
         if self.failure is not None:
             raise self.failure
         draft = LessonDraft.model_validate(self._lesson)
@@ -224,4 +227,21 @@ async def test_a_failed_generation_releases_its_claim_and_keeps_the_budget_spent
 
     assert _keys(daprd, "lesson-claim-") == {}
     assert list(_keys(daprd, "llm-budget-").values()) == [{"spent": 1}]
+    assert _keys(daprd, "lesson-cache-") == {}
+
+
+async def test_a_generation_cancelled_while_the_llm_works_releases_its_claim(
+    service: LessonService, daprd: ScriptedDaprd, llm: FakeLlm, request_: GenerateLessonRequest
+) -> None:
+    llm.answer.clear()
+    generating = asyncio.ensure_future(service.generate(request_, idempotency_key=None))
+    while llm.calls == 0:
+        await asyncio.sleep(0.01)
+    assert len(_keys(daprd, "lesson-claim-")) == 1
+
+    generating.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await generating
+
+    assert _keys(daprd, "lesson-claim-") == {}
     assert _keys(daprd, "lesson-cache-") == {}
