@@ -39,12 +39,14 @@ class FakeLlm:
     def __init__(self, lesson: dict[str, Any]) -> None:
         self.calls = 0
         self.failure: Exception | None = None
+        self.called = asyncio.Event()
         self.answer = asyncio.Event()  # cleared: the LLM works until a test sets it
         self.answer.set()
         self._lesson = lesson
 
     async def generate(self, prompt: RenderedPrompt) -> GeneratedLesson:
         self.calls += 1
+        self.called.set()
         await self.answer.wait()
         if self.failure is not None:
             raise self.failure
@@ -235,8 +237,7 @@ async def test_a_generation_cancelled_while_the_llm_works_releases_its_claim(
 ) -> None:
     llm.answer.clear()
     generating = asyncio.ensure_future(service.generate(request_, idempotency_key=None))
-    while llm.calls == 0:
-        await asyncio.sleep(0.01)
+    await llm.called.wait()
     assert len(_keys(daprd, "lesson-claim-")) == 1
 
     generating.cancel()
