@@ -60,6 +60,11 @@ class GenerationClaims:
         self._dapr = dapr
         self._renew_every = renew_every_seconds
 
+    async def take(self, claim: Claim, spending: Upsert) -> None:
+        """Take ``claim`` and write ``spending`` (the learner's budget) in one transaction;
+        EtagMismatch if either lost a race: the claim is held, or the budget moved."""
+        await self._dapr.transact([spending, claim.taking()])
+
     @contextlib.asynccontextmanager
     async def renewed(self, claim: Claim) -> AsyncIterator[None]:
         """Keeps ``claim`` from lapsing while the block runs."""

@@ -59,6 +59,8 @@ _RETRY_HINT = "retry later (with the same Idempotency-Key to get the lesson if i
 _CLAIM_ATTEMPTS = 20
 # How often a request waiting for a claimed lesson looks for it: from the first, growing.
 _WAIT_POLL_SECONDS = (0.05, 0.5)
+# Past its wait, a request is told to come back when the holder has most likely finished.
+_STILL_GENERATING_RETRY_SECONDS = 5
 
 log = structlog.get_logger()
 PERSONALISATION = Counter(
@@ -107,7 +109,7 @@ class GenerationPolicy:
 class LessonPorts:
     """What a generation reads and writes, beyond this process."""
 
-    dapr: SidecarClient  # to call the generation actor, and to claim a generation
+    dapr: SidecarClient  # to call the generation actor
     store: LessonStore
     claims: GenerationClaims
     progress: ProgressSource
@@ -230,7 +232,8 @@ class LessonService:
                 return generated.record, generated.created
             if time.monotonic() + pause > deadline:
                 raise LessonStillGenerating(
-                    "another request for this lesson is still generating it", 5
+                    "another request for this lesson is still generating it",
+                    _STILL_GENERATING_RETRY_SECONDS,
                 )
             await asyncio.sleep(pause)
             pause = min(longest, pause * 2)
@@ -249,7 +252,7 @@ class LessonService:
             claim = Claim(cache_key)
             spending = self._llm_budget.spending(budget, lookup.read.get(budget.key))
             try:
-                await self._dapr.transact([spending, claim.taking()])
+                await self._claims.take(claim, spending)
             except EtagMismatch:
                 await asyncio.sleep(random.uniform(0, 0.02))
                 lookup = await self._store.lookup(cache_key, learner_id, budget.key)

@@ -37,7 +37,6 @@ def budget_key(learner_id: str, window: str) -> str:
 
 @dataclass(frozen=True)
 class BudgetWindow:
-    learner_id: str
     key: str  # the learner's counter for this clock hour
     seconds_left: int
 
@@ -48,7 +47,7 @@ class LlmBudget:
 
     def current(self, learner_id: str) -> BudgetWindow:
         window, seconds_left = budget_window(datetime.now(UTC))
-        return BudgetWindow(learner_id, budget_key(learner_id, window), seconds_left)
+        return BudgetWindow(budget_key(learner_id, window), seconds_left)
 
     def spending(self, budget: BudgetWindow, spent: StateEntry | None) -> Upsert:
         """The write that counts one more LLM generation in ``budget``, whose counter was read as

@@ -3,8 +3,10 @@ ETag while its holder works, never renewed or released once another request hold
 
 import asyncio
 
+import pytest
 from course_agent.generation_claim import LEASE_SECONDS, Claim, GenerationClaims
 from learnflow_service_kit.scripted_daprd import ScriptedDaprd
+from learnflow_service_kit.sidecar_client import EtagMismatch, Upsert
 
 
 def test_a_claim_is_taken_first_write_with_a_lease_and_released_by_the_commit_unread() -> None:
@@ -56,3 +58,18 @@ async def test_a_claim_another_request_took_over_is_neither_renewed_nor_released
     daprd.put(claim.key, {"holder": claim.holder})
     await claims.release(claim)
     assert claim.key not in daprd.state
+
+
+async def test_a_claim_is_taken_with_the_budget_spent_or_not_at_all() -> None:
+    daprd = ScriptedDaprd()
+    claims = GenerationClaims(daprd.client())
+    first, second = Claim("k1"), Claim("k1")
+
+    await claims.take(first, Upsert("budget", {"spent": 1}, new_only=True))
+    with pytest.raises(EtagMismatch):  # the claim is held: the budget is not spent again
+        await claims.take(
+            second, Upsert("budget", {"spent": 2}, etag=str(daprd.state["budget"][1]))
+        )
+
+    assert daprd.state[first.key][0] == {"holder": first.holder}
+    assert daprd.state["budget"][0] == {"spent": 1}
