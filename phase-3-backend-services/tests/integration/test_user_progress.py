@@ -15,6 +15,8 @@ from learnflow_contracts.names import (
     PROGRESS_UPDATED_TOPIC,
 )
 from learnflow_stack.stack import Stack
+from user_progress.domain import progress_projection
+from user_progress.learner_document import StoredLearner
 
 from .conftest import TopicReader, eventually, learner_status, put_on_kafka, state_row
 
@@ -85,6 +87,12 @@ def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connecti
     stored = state_row(pg, f"user-progress||learner-progress-{learner}")
     assert update["attempt_id"] in stored["progress"]["applied_attempt_ids"]
     assert set(stored) == {"progress"}
+    # Beside it, written in the same transaction: the projection every lesson request reads.
+    stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
+    assert stored_projection["rules"] == 1
+    assert stored_projection["projection"]["learner_id"] == learner
+    assert stored_projection["projection"]["has_history"] is True
+    assert stored_projection["projection"]["average_score"] == 72
 
 
 def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sent(
@@ -158,7 +166,9 @@ def test_a_malformed_event_is_dead_lettered_and_does_not_block(
     assert eventually(lambda: learner_status(stack, learner)["lessons_assigned"] == 1)
 
 
-def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: Stack) -> None:
+def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(
+    stack: Stack, pg: psycopg.Connection[Any]
+) -> None:
     """A client that honours 429/503 + Retry-After gets every update in, each counted once."""
     learner = _learner()
     url = f"{stack.app('user-progress').url}/update-progress"
@@ -188,6 +198,12 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(stack: S
     assert status["lessons_started"] == 10
     assert status["total_time_seconds"] == 200
     assert status["average_score"] == 55.0
+    # The stored projection is the stored document's, not an earlier state's.
+    document = state_row(pg, f"user-progress||learner-progress-{learner}")
+    stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
+    progress = StoredLearner.model_validate(document).progress
+    assert len(progress.applied_attempt_ids) == 200
+    assert stored_projection["projection"] == progress_projection(progress).model_dump(mode="json")
 
 
 def test_each_applied_update_publishes_progress_updated(

@@ -10,14 +10,17 @@ from typing import Any, cast
 import pytest
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, StateStoreUnavailable
+from learnflow_contracts.progress import ProgressProjectionV1
 from user_progress.domain import (
+    LearnerProgress,
     ProgressUpdateRequest,
     apply_update,
     empty_progress,
     learner_status,
     progress_projection,
 )
-from user_progress.learner_document import StoredLearner
+from user_progress.domain.projection import PROJECTION_RULES
+from user_progress.learner_document import StoredProjection, progress_writes
 from user_progress.progress_gateway import DaprProgressGateway
 from user_progress.settings import Settings
 
@@ -27,11 +30,14 @@ SETTINGS = Settings()
 
 class ScriptedSidecar:
     def __init__(
-        self, answer: Any = None, failing_part: str = "unknown", stored: Any = None
+        self,
+        answer: Any = None,
+        failing_part: str = "unknown",
+        stored: dict[str, Any] | Exception | None = None,
     ) -> None:
         self.answer = answer
         self.part = failing_part
-        self.stored = stored  # the state store's one document, or the exception a read raises
+        self.stored = stored or {}  # the state store: key -> value, or what every read raises
         self.calls: list[tuple[str, str, str, Any, float]] = []
         self.reads: list[tuple[str, float | None]] = []
 
@@ -55,10 +61,14 @@ class ScriptedSidecar:
         self.reads.append((key, timeout))
         if isinstance(self.stored, Exception):
             raise self.stored
-        return None if self.stored is None else StateEntry(self.stored, "etag-1")
+        return StateEntry(self.stored[key], "etag-1") if key in self.stored else None
 
     async def failing_part(self) -> str:
         return self.part
+
+
+def empty_projection(learner_id: str) -> ProgressProjectionV1:
+    return progress_projection(empty_progress(learner_id))
 
 
 def _gateway(sidecar: ScriptedSidecar) -> DaprProgressGateway:
@@ -123,26 +133,72 @@ async def test_lessons_go_as_one_call_and_the_count_of_new_ones_comes_back() -> 
     assert sidecar.calls[0][2:4] == ("RecordLessons", {"lessons": []})
 
 
-def _stored_after_one_update() -> dict[str, Any]:
-    progress = apply_update(empty_progress("ada"), _update()).state
-    return StoredLearner(progress=progress).model_dump(mode="json")
+def _progress_after_one_update() -> LearnerProgress:
+    return apply_update(empty_progress("ada"), _update()).state
 
 
-async def test_status_and_projection_are_one_read_of_the_learners_document() -> None:
-    stored = _stored_after_one_update()
-    sidecar = ScriptedSidecar(stored=stored)
-    gateway = _gateway(sidecar)
-    progress = StoredLearner.model_validate(stored).progress
+def _as_stored(progress: LearnerProgress) -> dict[str, Any]:
+    """The state store after the actor wrote ``progress``."""
+    writes = progress_writes(progress, progress_projection(progress))
+    return {write.key: write.value for write in writes}
 
-    status = await gateway.status("ada")
-    projection = await gateway.projection("ada")
+
+async def test_a_status_is_one_read_of_the_learners_document() -> None:
+    progress = _progress_after_one_update()
+    sidecar = ScriptedSidecar(stored=_as_stored(progress))
+
+    status = await _gateway(sidecar).status("ada")
 
     assert status == learner_status(progress, NOW)
-    assert projection == progress_projection(progress)
     assert status.average_score == 90
     assert sidecar.calls == []  # no actor call
-    deadline = SETTINGS.call_deadlines.call_seconds
-    assert sidecar.reads == [("learner-progress-ada", deadline)] * 2
+    assert sidecar.reads == [("learner-progress-ada", SETTINGS.call_deadlines.call_seconds)]
+
+
+async def test_a_projection_is_one_read_of_the_projection_stored_beside_the_document() -> None:
+    progress = _progress_after_one_update()
+    sidecar = ScriptedSidecar(stored=_as_stored(progress))
+
+    projection = await _gateway(sidecar).projection("ada")
+
+    assert projection == progress_projection(progress)
+    assert projection.has_history
+    assert sidecar.calls == []
+    assert sidecar.reads == [("learner-projection-ada", SETTINGS.call_deadlines.call_seconds)]
+
+
+async def test_a_learner_last_written_before_projections_were_stored_gets_one_derived() -> None:
+    """The document alone: the projection is derived from it, both reads in one deadline."""
+    progress = _progress_after_one_update()
+    stored = _as_stored(progress)
+    del stored["learner-projection-ada"]
+    sidecar = ScriptedSidecar(stored=stored)
+
+    assert await _gateway(sidecar).projection("ada") == progress_projection(progress)
+
+    (first, first_timeout), (second, second_timeout) = sidecar.reads
+    assert (first, second) == ("learner-projection-ada", "learner-progress-ada")
+    assert first_timeout == SETTINGS.call_deadlines.call_seconds
+    assert 0 < cast(float, second_timeout) < SETTINGS.call_deadlines.call_seconds
+
+
+async def test_a_projection_stored_under_other_rules_is_derived_again() -> None:
+    progress = _progress_after_one_update()
+    stored = _as_stored(progress)
+    outdated = StoredProjection(rules=PROJECTION_RULES - 1, projection=empty_projection("ada"))
+    stored["learner-projection-ada"] = outdated.model_dump(mode="json")
+
+    projection = await _gateway(ScriptedSidecar(stored=stored)).projection("ada")
+
+    assert projection == progress_projection(progress)
+    assert projection.has_history
+
+
+async def test_a_learner_with_nothing_stored_has_an_empty_projection() -> None:
+    sidecar = ScriptedSidecar()
+
+    assert await _gateway(sidecar).projection("ada") == empty_projection("ada")
+    assert [key for key, _ in sidecar.reads] == ["learner-projection-ada", "learner-progress-ada"]
 
 
 async def test_a_learner_with_no_document_has_an_empty_status() -> None:
@@ -161,8 +217,9 @@ async def test_a_failed_read_names_the_failing_part() -> None:
     assert (failed.value.http_status, failed.value.code) == (503, "state_store_unavailable")
 
 
-async def test_a_document_that_is_not_progress_is_a_clear_error_not_a_crash() -> None:
-    sidecar = ScriptedSidecar(stored={"not": "progress"})
+@pytest.mark.parametrize("key", ["learner-progress-ada", "learner-projection-ada"])
+async def test_a_document_that_is_not_progress_is_a_clear_error_not_a_crash(key: str) -> None:
+    sidecar = ScriptedSidecar(stored={key: {"not": "progress"}})
 
     with pytest.raises(ServiceError) as failed:
         await _gateway(sidecar).projection("ada")

@@ -1,9 +1,10 @@
 """One Dapr actor per learner: the writes to a learner's progress are applied one at a time.
 
-The progress is ``learner_document``'s plain state document, which only this actor writes. An
-update commits the progress and stages its ``progress-updated`` event in one transaction, then
-publishes the event in the background; the outbox relay publishes whatever a crash or a down
-broker left staged. Reads do not come here: the progress gateway reads the document itself.
+The progress is ``learner_document``'s plain state document and its projection, which only this
+actor writes. An update commits both and stages its ``progress-updated`` event in one
+transaction, then publishes the event in the background; the outbox relay publishes whatever a
+crash or a down broker left staged. Reads do not come here: the progress gateway reads the
+store itself.
 
 Its methods and their payloads are ``progress_protocol``'s. Every method runs as an
 ``ActorTurns`` turn (one at a time per learner in this process, even when daprd has given the turn
@@ -36,9 +37,10 @@ from user_progress.domain import (
     apply_lesson_generated,
     apply_update,
     learner_status,
+    progress_projection,
     progress_updated_event,
 )
-from user_progress.learner_document import progress_write, read_progress
+from user_progress.learner_document import progress_writes, read_progress
 from user_progress.progress_protocol import (
     APPLY_UPDATE,
     RECORD_LESSONS,
@@ -93,16 +95,16 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
         if not result.applied:
             DUPLICATES.labels("update").inc()
         else:
+            announced = progress_updated_event(request, result.state)
             event = OutboxEvent(
                 event_id=f"progress-{request.learner_id}-{request.attempt_id}",
                 topic=PROGRESS_UPDATED_TOPIC,
-                data=progress_updated_event(request, result.state).model_dump(mode="json"),
+                data=announced.model_dump(mode="json"),
                 partition_key=request.learner_id,
             )
-            updated = result.state
+            writes = progress_writes(result.state, announced.projection)
             staged = await self._write(
-                lambda: self._outbox.commit_with([], lambda _: [progress_write(updated)], event),
-                updated,
+                lambda: self._outbox.commit_with([], lambda _: writes, event), result.state
             )
             self._outbox.publish_soon(staged)
         return UpdateTaken(status=learner_status(result.state, datetime.now(UTC)))
@@ -120,8 +122,8 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
             progress = result.state
             applied += result.applied
         if applied:
-            updated = progress
-            await self._write(lambda: self._sidecar.transact([progress_write(updated)]), updated)
+            writes = progress_writes(progress, progress_projection(progress))
+            await self._write(lambda: self._sidecar.transact(writes), progress)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)
 

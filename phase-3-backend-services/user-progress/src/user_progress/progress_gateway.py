@@ -1,6 +1,7 @@
 """The port routes use to reach a learner's progress, and its adapter over Dapr: writes go
-through the learner's actor (one at a time per learner), reads straight to the learner's
-document in the state store (one call; an acknowledged write is committed, so a read sees it).
+through the learner's actor (one at a time per learner), reads straight to the state store: a
+status reads the learner's document, a projection the projection stored beside it (one call
+each; an acknowledged write is committed, so a read sees it).
 
 Every call answers within the request deadline (split by ``CallDeadlines``, from the settings).
 An update either is applied and answered, or is refused before anything is applied (too many
@@ -12,9 +13,9 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from learnflow_contracts.events import LessonGeneratedV1
 from learnflow_contracts.progress import ProgressProjectionV1
@@ -35,9 +36,8 @@ from user_progress.domain import (
     LearnerStatus,
     ProgressUpdateRequest,
     learner_status,
-    progress_projection,
 )
-from user_progress.learner_document import read_progress
+from user_progress.learner_document import read_progress, read_projection
 from user_progress.progress_protocol import (
     ACTOR_TYPE,
     APPLY_UPDATE,
@@ -49,6 +49,10 @@ from user_progress.progress_protocol import (
     UpdateExpired,
 )
 from user_progress.settings import CallDeadlines
+
+T = TypeVar("T")
+# How the gateway reads what a learner has stored: (sidecar, learner id, timeout) -> it.
+StoredReader = Callable[[SidecarClient, str, float], Awaitable[T]]
 
 _RETRY_HINT = "retry later; an update retried with the same attempt_id is applied at most once"
 
@@ -120,11 +124,14 @@ class DaprProgressGateway:
         return learner_status(await self._stored_progress(learner_id), datetime.now(UTC))
 
     async def projection(self, learner_id: str) -> ProgressProjectionV1:
-        return progress_projection(await self._stored_progress(learner_id))
+        return await self._stored(read_projection, learner_id)
 
     async def _stored_progress(self, learner_id: str) -> LearnerProgress:
+        return await self._stored(read_progress, learner_id)
+
+    async def _stored(self, read: StoredReader[T], learner_id: str) -> T:
         try:
-            return await read_progress(self._dapr, learner_id, self._deadlines.call_seconds)
+            return await read(self._dapr, learner_id, self._deadlines.call_seconds)
         except (StateStoreUnavailable, SidecarUnavailable) as failure:
             raise dependency_failed(await self._dapr.failing_part(), "retry later") from failure
         except ValidationError as corrupt:
