@@ -1,5 +1,5 @@
 """The gateway on a scripted sidecar: what it sends the actor (typed calls, the deadlines from the
-settings), how it reads the typed answers, and how it reads a learner's document itself."""
+settings), how it reads the typed answers, and how it reads what a learner has stored itself."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
+from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.errors import ServiceError
 from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, StateStoreUnavailable
-from learnflow_contracts.progress import ProgressProjectionV1
 from user_progress.domain import (
     LearnerProgress,
     ProgressUpdateRequest,
