@@ -15,8 +15,9 @@ from learnflow_contracts.names import (
     PROGRESS_UPDATED_TOPIC,
 )
 from learnflow_stack.stack import Stack
+from user_progress.domain import learner_status as learner_status_of
 from user_progress.domain import progress_projection
-from user_progress.learner_document import StoredLearner
+from user_progress.learner_document import StoredLearner, StoredStatus
 
 from .conftest import TopicReader, eventually, learner_status, put_on_kafka, state_row
 
@@ -87,12 +88,15 @@ def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connecti
     stored = state_row(pg, f"user-progress||learner-progress-{learner}")
     assert update["attempt_id"] in stored["progress"]["applied_attempt_ids"]
     assert set(stored) == {"progress"}
-    # Beside it, written in the same transaction: the projection every lesson request reads.
+    # Beside it, written in the same transaction: the projection every lesson request reads,
+    # and the status GET /status reads.
     stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
     assert stored_projection["rules"] == 1
     assert stored_projection["projection"]["learner_id"] == learner
     assert stored_projection["projection"]["has_history"] is True
     assert stored_projection["projection"]["average_score"] == 72
+    stored_status = state_row(pg, f"user-progress||learner-status-{learner}")
+    assert stored_status["status"] == response.json()
 
 
 def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sent(
@@ -198,12 +202,15 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(
     assert status["lessons_started"] == 10
     assert status["total_time_seconds"] == 200
     assert status["average_score"] == 55.0
-    # The stored projection is the stored document's, not an earlier state's.
+    # What is stored beside the document is the document's, not an earlier state's.
     document = state_row(pg, f"user-progress||learner-progress-{learner}")
     stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
+    stored_status = state_row(pg, f"user-progress||learner-status-{learner}")
     progress = StoredLearner.model_validate(document).progress
     assert len(progress.applied_attempt_ids) == 200
     assert stored_projection["projection"] == progress_projection(progress).model_dump(mode="json")
+    now = datetime.now(UTC)
+    assert StoredStatus.model_validate(stored_status).as_of(now) == learner_status_of(progress, now)
 
 
 def test_each_applied_update_publishes_progress_updated(

@@ -4,7 +4,8 @@ settings), how it reads the typed answers, and how it reads what a learner has s
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -19,8 +20,8 @@ from user_progress.domain import (
     learner_status,
     progress_projection,
 )
-from user_progress.domain.projection import PROJECTION_RULES
-from user_progress.learner_document import StoredProjection, progress_writes
+from user_progress.domain.status import DERIVED_RULES
+from user_progress.learner_document import StoredStatus, progress_writes
 from user_progress.progress_gateway import DaprProgressGateway
 from user_progress.settings import Settings
 
@@ -138,60 +139,65 @@ def _progress_after_one_update() -> LearnerProgress:
 
 
 def _as_stored(progress: LearnerProgress) -> dict[str, Any]:
-    """The state store after the actor wrote ``progress``."""
-    writes = progress_writes(progress, progress_projection(progress))
+    """The state store after the actor wrote ``progress`` (now)."""
+    writes = progress_writes(progress, learner_status(progress, NOW))
     return {write.key: write.value for write in writes}
 
 
-async def test_a_status_is_one_read_of_the_learners_document() -> None:
+def _read(gateway: DaprProgressGateway, what: str) -> Awaitable[object]:
+    return gateway.status("ada") if what == "status" else gateway.projection("ada")
+
+
+def _derived(progress: LearnerProgress, what: str) -> object:
+    return learner_status(progress, NOW) if what == "status" else progress_projection(progress)
+
+
+@pytest.mark.parametrize("what", ["status", "projection"])
+async def test_a_read_is_one_read_of_what_the_actor_stored_beside_the_document(what: str) -> None:
     progress = _progress_after_one_update()
     sidecar = ScriptedSidecar(stored=_as_stored(progress))
 
-    status = await _gateway(sidecar).status("ada")
-
-    assert status == learner_status(progress, NOW)
-    assert status.average_score == 90
+    assert await _read(_gateway(sidecar), what) == _derived(progress, what)
     assert sidecar.calls == []  # no actor call
-    assert sidecar.reads == [("learner-progress-ada", SETTINGS.call_deadlines.call_seconds)]
+    assert sidecar.reads == [(f"learner-{what}-ada", SETTINGS.call_deadlines.call_seconds)]
 
 
-async def test_a_projection_is_one_read_of_the_projection_stored_beside_the_document() -> None:
+@pytest.mark.parametrize("days_later", [0, 1, 2])
+def test_a_stored_status_counts_its_streak_on_the_day_it_is_read(days_later: int) -> None:
+    """Active today, stored today: a streak of 1 today and tomorrow, 0 the day after."""
     progress = _progress_after_one_update()
-    sidecar = ScriptedSidecar(stored=_as_stored(progress))
+    stored = StoredStatus.model_validate(_as_stored(progress)["learner-status-ada"])
+    later = NOW + timedelta(days=days_later)
 
-    projection = await _gateway(sidecar).projection("ada")
-
-    assert projection == progress_projection(progress)
-    assert projection.has_history
-    assert sidecar.calls == []
-    assert sidecar.reads == [("learner-projection-ada", SETTINGS.call_deadlines.call_seconds)]
+    assert stored.as_of(later) == learner_status(progress, later)
+    assert stored.as_of(later).streak_days == (1 if days_later < 2 else 0)
 
 
-async def test_a_learner_last_written_before_projections_were_stored_gets_one_derived() -> None:
-    """The document alone: the projection is derived from it, both reads in one deadline."""
+@pytest.mark.parametrize("what", ["status", "projection"])
+async def test_a_learner_last_written_before_it_was_stored_gets_it_derived(what: str) -> None:
+    """The document alone: derived from it, both reads within the one deadline."""
     progress = _progress_after_one_update()
     stored = _as_stored(progress)
-    del stored["learner-projection-ada"]
+    del stored[f"learner-{what}-ada"]
     sidecar = ScriptedSidecar(stored=stored)
 
-    assert await _gateway(sidecar).projection("ada") == progress_projection(progress)
+    assert await _read(_gateway(sidecar), what) == _derived(progress, what)
 
     (first, first_timeout), (second, second_timeout) = sidecar.reads
-    assert (first, second) == ("learner-projection-ada", "learner-progress-ada")
+    assert (first, second) == (f"learner-{what}-ada", "learner-progress-ada")
     assert first_timeout == SETTINGS.call_deadlines.call_seconds
     assert 0 < cast(float, second_timeout) < SETTINGS.call_deadlines.call_seconds
 
 
-async def test_a_projection_stored_under_other_rules_is_derived_again() -> None:
+@pytest.mark.parametrize("what", ["status", "projection"])
+async def test_what_was_stored_under_other_rules_is_derived_again(what: str) -> None:
+    """Stored as for a learner with no history, under the rules before: not believed."""
     progress = _progress_after_one_update()
     stored = _as_stored(progress)
-    outdated = StoredProjection(rules=PROJECTION_RULES - 1, projection=empty_projection("ada"))
-    stored["learner-projection-ada"] = outdated.model_dump(mode="json")
+    outdated = _as_stored(empty_progress("ada"))[f"learner-{what}-ada"]
+    stored[f"learner-{what}-ada"] = {**outdated, "rules": DERIVED_RULES - 1}
 
-    projection = await _gateway(ScriptedSidecar(stored=stored)).projection("ada")
-
-    assert projection == progress_projection(progress)
-    assert projection.has_history
+    assert await _read(_gateway(ScriptedSidecar(stored=stored)), what) == _derived(progress, what)
 
 
 async def test_a_learner_with_nothing_stored_has_an_empty_projection() -> None:
@@ -217,11 +223,21 @@ async def test_a_failed_read_names_the_failing_part() -> None:
     assert (failed.value.http_status, failed.value.code) == (503, "state_store_unavailable")
 
 
-@pytest.mark.parametrize("key", ["learner-progress-ada", "learner-projection-ada"])
-async def test_a_document_that_is_not_progress_is_a_clear_error_not_a_crash(key: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "key"),
+    [
+        ("status", "learner-progress-ada"),
+        ("status", "learner-status-ada"),
+        ("projection", "learner-progress-ada"),
+        ("projection", "learner-projection-ada"),
+    ],
+)
+async def test_a_document_that_is_not_progress_is_a_clear_error_not_a_crash(
+    what: str, key: str
+) -> None:
     sidecar = ScriptedSidecar(stored={key: {"not": "progress"}})
 
     with pytest.raises(ServiceError) as failed:
-        await _gateway(sidecar).projection("ada")
+        await _read(_gateway(sidecar), what)
 
     assert (failed.value.http_status, failed.value.code) == (500, "stored_progress_unreadable")

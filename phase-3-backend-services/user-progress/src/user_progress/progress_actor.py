@@ -1,10 +1,10 @@
 """One Dapr actor per learner: the writes to a learner's progress are applied one at a time.
 
-The progress is ``learner_document``'s plain state document and its projection, which only this
-actor writes. An update commits both and stages its ``progress-updated`` event in one
-transaction, then publishes the event in the background; the outbox relay publishes whatever a
-crash or a down broker left staged. Reads do not come here: the progress gateway reads the
-store itself.
+The progress is ``learner_document``'s plain state document, with its projection and status,
+which only this actor writes. An update commits the three and stages its ``progress-updated``
+event in one transaction, then publishes the event in the background; the outbox relay publishes
+whatever a crash or a down broker left staged. Reads do not come here: the progress gateway
+reads the store itself.
 
 Its methods and their payloads are ``progress_protocol``'s. Every method runs as an
 ``ActorTurns`` turn (one at a time per learner in this process, even when daprd has given the turn
@@ -37,7 +37,6 @@ from user_progress.domain import (
     apply_lesson_generated,
     apply_update,
     learner_status,
-    progress_projection,
     progress_updated_event,
 )
 from user_progress.learner_document import progress_writes, read_progress
@@ -92,22 +91,22 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
 
     async def _apply_update(self, request: ProgressUpdateRequest) -> UpdateTaken:
         result = apply_update(await self._load(), request)
+        status = learner_status(result.state, datetime.now(UTC))
         if not result.applied:
             DUPLICATES.labels("update").inc()
         else:
-            announced = progress_updated_event(request, result.state)
             event = OutboxEvent(
                 event_id=f"progress-{request.learner_id}-{request.attempt_id}",
                 topic=PROGRESS_UPDATED_TOPIC,
-                data=announced.model_dump(mode="json"),
+                data=progress_updated_event(request, result.state).model_dump(mode="json"),
                 partition_key=request.learner_id,
             )
-            writes = progress_writes(result.state, announced.projection)
+            writes = progress_writes(result.state, status)
             staged = await self._write(
                 lambda: self._outbox.commit_with([], lambda _: writes, event), result.state
             )
             self._outbox.publish_soon(staged)
-        return UpdateTaken(status=learner_status(result.state, datetime.now(UTC)))
+        return UpdateTaken(status=status)
 
     async def on_record_lessons(self, call: Any) -> dict[str, Any]:
         lessons = RecordLessonsCall.model_validate(call).lessons
@@ -122,7 +121,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
             progress = result.state
             applied += result.applied
         if applied:
-            writes = progress_writes(progress, progress_projection(progress))
+            writes = progress_writes(progress, learner_status(progress, datetime.now(UTC)))
             await self._write(lambda: self._sidecar.transact(writes), progress)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)

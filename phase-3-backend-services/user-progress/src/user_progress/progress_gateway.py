@@ -1,6 +1,6 @@
 """The port routes use to reach a learner's progress, and its adapter over Dapr: writes go
 through the learner's actor (one at a time per learner), reads straight to the state store: a
-status reads the learner's document, a projection the projection stored beside it (one call
+status and a projection read what the learner's actor stored beside their document (one call
 each; an acknowledged write is committed, so a read sees it).
 
 Every call answers within the request deadline (split by ``CallDeadlines``, from the settings).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol, TypeVar
 
 from learnflow_contracts.events import LessonGeneratedV1
@@ -32,12 +33,10 @@ from pydantic import BaseModel, ValidationError
 
 from user_progress.admission import PerLearnerAdmission
 from user_progress.domain import (
-    LearnerProgress,
     LearnerStatus,
     ProgressUpdateRequest,
-    learner_status,
 )
-from user_progress.learner_document import read_progress, read_projection
+from user_progress.learner_document import read_projection, read_status
 from user_progress.progress_protocol import (
     ACTOR_TYPE,
     APPLY_UPDATE,
@@ -121,13 +120,10 @@ class DaprProgressGateway:
         return LessonsRecorded.model_validate(answer).applied
 
     async def status(self, learner_id: str) -> LearnerStatus:
-        return learner_status(await self._stored_progress(learner_id), datetime.now(UTC))
+        return await self._stored(partial(read_status, now=datetime.now(UTC)), learner_id)
 
     async def projection(self, learner_id: str) -> ProgressProjectionV1:
         return await self._stored(read_projection, learner_id)
-
-    async def _stored_progress(self, learner_id: str) -> LearnerProgress:
-        return await self._stored(read_progress, learner_id)
 
     async def _stored(self, read: StoredReader[T], learner_id: str) -> T:
         try:

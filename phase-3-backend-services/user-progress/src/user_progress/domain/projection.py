@@ -24,9 +24,6 @@ from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
 from user_progress.domain.mastery import TopicStanding
 from user_progress.domain.state import LearnerProgress
 
-# The projection is stored beside the learner's document (``learner_document``): bump this when a
-# rule above changes, and a stored projection derived by other rules is derived again.
-PROJECTION_RULES = 1
 RECENT_SCORES_LIMIT = 20
 TOPIC_LIST_LIMIT = 20
 ADVANCED_MIN_AVERAGE = 85.0

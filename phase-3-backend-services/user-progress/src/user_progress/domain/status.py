@@ -23,6 +23,9 @@ from user_progress.domain.mastery import TopicStanding
 from user_progress.domain.projection import progress_projection, ranked_topics
 from user_progress.domain.state import LastActivity, LearnerProgress
 
+# The projection and the status are stored beside the learner's document (``learner_document``):
+# bump this when a rule of either changes, and what was stored under other rules is derived again.
+DERIVED_RULES = 1
 _MASTERY_DECIMALS = 4
 _RATE_DECIMALS = 4
 
