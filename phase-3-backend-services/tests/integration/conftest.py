@@ -20,6 +20,13 @@ from learnflow_stack import services
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.process import ManagedProcess
 from learnflow_stack.stack import Stack
+from user_progress.domain import LearnerProgress, empty_progress
+from user_progress.learner_document import (
+    SHARDS,
+    StoredLearner,
+    assembled,
+    learner_shard_key,
+)
 
 # Test stacks keep their runs apart from the one `make run` started (and its latest.json).
 os.environ["LEARNFLOW_RUNS_DIR"] = "/tmp/learnflow-test-runs"
@@ -106,6 +113,19 @@ def state_row(pg: psycopg.Connection[Any], key: str) -> Any:
     """The stored value of a Dapr state key, read straight from PostgreSQL (not through Dapr)."""
     row = pg.execute("SELECT value FROM state WHERE key = %s", (key,)).fetchone()
     return json.loads(bytes(row[0])) if row else None  # v2 keeps values as JSON bytes (bytea)
+
+
+def stored_progress(pg: psycopg.Connection[Any], learner: str) -> LearnerProgress:
+    """A learner's progress as User Progress stored it, document and shards, read straight from
+    PostgreSQL (not through Dapr) and put together by the service's own ``assembled``."""
+    document = state_row(pg, f"user-progress||learner-progress-{learner}")
+    if document is None:
+        return empty_progress(learner)
+    keys = [f"user-progress||{learner_shard_key(learner, shard)}" for shard in range(SHARDS)]
+    rows = pg.execute("SELECT value FROM state WHERE key = ANY(%s)", (keys,)).fetchall()
+    return assembled(
+        StoredLearner.model_validate(document), (json.loads(bytes(r[0])) for r in rows)
+    )
 
 
 def live_generation_claims(pg: psycopg.Connection[Any]) -> int:

@@ -41,7 +41,7 @@ from .conftest import (
     eventually,
     learner_status,
     live_generation_claims,
-    state_row,
+    stored_progress,
 )
 
 PROGRESS_DEADLINE = 3.0
@@ -326,9 +326,9 @@ def _record(
 
 
 def _applied_attempts(pg: psycopg.Connection[Any], learner: str) -> set[str]:
-    """The attempt ids the learner's state document holds, read straight from PostgreSQL."""
-    stored = state_row(pg, f"user-progress||learner-progress-{learner}")
-    return set(stored["progress"]["applied_attempt_ids"]) if stored else set()
+    """The attempt ids the learner's stored progress holds, read straight from PostgreSQL."""
+    attempt_ids: set[str] = stored_progress(pg, learner).applied_attempt_ids
+    return attempt_ids
 
 
 def _progress_events(read_topic: TopicReader, learner: str) -> list[dict[str, Any]]:

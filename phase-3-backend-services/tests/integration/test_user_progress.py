@@ -17,9 +17,16 @@ from learnflow_contracts.names import (
 from learnflow_stack.stack import Stack
 from user_progress.domain import learner_status as learner_status_of
 from user_progress.domain import progress_projection
-from user_progress.learner_document import StoredLearner, StoredStatus
+from user_progress.learner_document import StoredStatus
 
-from .conftest import TopicReader, eventually, learner_status, put_on_kafka, state_row
+from .conftest import (
+    TopicReader,
+    eventually,
+    learner_status,
+    put_on_kafka,
+    state_row,
+    stored_progress,
+)
 
 
 def _learner() -> str:
@@ -84,10 +91,12 @@ def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connecti
 
     assert response.status_code == 200, response.text
     assert response.json()["average_score"] == 72
-    # One document, a plain key the outbox's transaction can include, holds the progress.
+    # Plain keys the outbox's transaction can include hold the progress: a document, and the
+    # shards its lessons and attempt ids are spread over.
     stored = state_row(pg, f"user-progress||learner-progress-{learner}")
-    assert update["attempt_id"] in stored["progress"]["applied_attempt_ids"]
-    assert set(stored) == {"progress"}
+    assert set(stored) == {"progress", "shards"}
+    assert stored["progress"]["applied_attempt_ids"] == []
+    assert stored_progress(pg, learner).applied_attempt_ids == {update["attempt_id"]}
     # Beside it, written in the same transaction: the projection every lesson request reads,
     # and the status GET /status reads.
     stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
@@ -113,8 +122,7 @@ def test_ids_and_topics_that_look_like_dates_or_durations_reach_the_actor_as_sen
 
     assert first.status_code == 200, first.text
     assert again.json() == first.json()
-    stored = state_row(pg, f"user-progress||learner-progress-{learner}")
-    assert stored["progress"]["applied_attempt_ids"] == [update["attempt_id"]]
+    assert stored_progress(pg, learner).applied_attempt_ids == {update["attempt_id"]}
     assert "10m" in first.text
 
 
@@ -203,10 +211,9 @@ def test_200_concurrent_updates_for_one_learner_are_all_counted_exactly(
     assert status["total_time_seconds"] == 200
     assert status["average_score"] == 55.0
     # What is stored beside the document is the document's, not an earlier state's.
-    document = state_row(pg, f"user-progress||learner-progress-{learner}")
     stored_projection = state_row(pg, f"user-progress||learner-projection-{learner}")
     stored_status = state_row(pg, f"user-progress||learner-status-{learner}")
-    progress = StoredLearner.model_validate(document).progress
+    progress = stored_progress(pg, learner)
     assert len(progress.applied_attempt_ids) == 200
     assert stored_projection["projection"] == progress_projection(progress).model_dump(mode="json")
     now = datetime.now(UTC)

@@ -4,7 +4,7 @@ settings), how it reads the typed answers, and how it reads what a learner has s
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from user_progress.domain import (
     progress_projection,
 )
 from user_progress.domain.status import DERIVED_RULES
-from user_progress.learner_document import StoredStatus, progress_writes
+from user_progress.learner_document import SHARDS, StoredStatus, progress_writes
 from user_progress.progress_gateway import DaprProgressGateway
 from user_progress.settings import Settings
 
@@ -41,6 +41,7 @@ class ScriptedSidecar:
         self.stored = stored or {}  # the state store: key -> value, or what every read raises
         self.calls: list[tuple[str, str, str, Any, float]] = []
         self.reads: list[tuple[str, float | None]] = []
+        self.bulk_reads: list[tuple[int, float | None]] = []  # (keys, timeout)
 
     async def invoke_actor(
         self,
@@ -63,6 +64,15 @@ class ScriptedSidecar:
         if isinstance(self.stored, Exception):
             raise self.stored
         return StateEntry(self.stored[key], "etag-1") if key in self.stored else None
+
+    async def get_bulk_state(
+        self,
+        keys: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[str, StateEntry]:
+        self.bulk_reads.append((len(keys), timeout))
+        assert not isinstance(self.stored, Exception)
+        return {key: StateEntry(self.stored[key], "etag-1") for key in keys if key in self.stored}
 
     async def failing_part(self) -> str:
         return self.part
@@ -140,7 +150,7 @@ def _progress_after_one_update() -> LearnerProgress:
 
 def _as_stored(progress: LearnerProgress) -> dict[str, Any]:
     """The state store after the actor wrote ``progress`` (now)."""
-    writes = progress_writes(progress, learner_status(progress, NOW))
+    writes = progress_writes(progress, learner_status(progress, NOW), empty_progress("ada"))
     return {write.key: write.value for write in writes}
 
 
@@ -185,8 +195,11 @@ async def test_a_learner_last_written_before_it_was_stored_gets_it_derived(what:
 
     (first, first_timeout), (second, second_timeout) = sidecar.reads
     assert (first, second) == (f"learner-{what}-ada", "learner-progress-ada")
-    assert first_timeout == SETTINGS.call_deadlines.call_seconds
-    assert 0 < cast(float, second_timeout) < SETTINGS.call_deadlines.call_seconds
+    ((shards, shards_timeout),) = sidecar.bulk_reads
+    assert shards == SHARDS
+    deadline = SETTINGS.call_deadlines.call_seconds
+    assert first_timeout == deadline
+    assert 0 < cast(float, shards_timeout) <= cast(float, second_timeout) < deadline
 
 
 @pytest.mark.parametrize("what", ["status", "projection"])

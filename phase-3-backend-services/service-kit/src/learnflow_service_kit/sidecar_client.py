@@ -227,11 +227,18 @@ class SidecarClient:
             raise StateStoreUnavailable(f"state get failed: {response.status_code} {response.text}")
         return StateEntry(response.json(), response.headers.get("etag"))
 
-    async def get_bulk_state(self, keys: Sequence[str]) -> dict[str, StateEntry]:
+    async def get_bulk_state(
+        self,
+        keys: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call timeout is the point
+    ) -> dict[str, StateEntry]:
         if not keys:
             return {}
         response = await self._request(
-            "POST", f"/v1.0/state/{self.store}/bulk", json={"keys": list(keys), "parallelism": 8}
+            "POST",
+            f"/v1.0/state/{self.store}/bulk",
+            json={"keys": list(keys), "parallelism": 8},
+            timeout=timeout,
         )
         if response.status_code != 200:
             raise StateStoreUnavailable(f"bulk get failed: {response.status_code} {response.text}")

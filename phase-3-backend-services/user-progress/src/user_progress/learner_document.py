@@ -1,31 +1,39 @@
-"""The learner's progress as stored: one plain state document per learner, and beside it what
-the reads derive from it, the projection and the status.
+"""The learner's progress as stored: one plain state document per learner, its lessons and
+attempt ids spread over shards beside it, and what the reads derive from it, the projection and
+the status.
 
 The learner's actor is their only writer (one turn at a time, so without an ETag, as Dapr's
-actor state is written), and it writes the three in one transaction; the progress gateway reads
-them too. They are not actor state because actor state cannot share a transaction with the
-outbox's slot, and daprd's state API refuses actor-state keys (``||``), so nothing but the actor
-could read it.
+actor state is written), and it writes what changed in one transaction; the progress gateway
+reads them too. They are not actor state because actor state cannot share a transaction with
+the outbox's slot, and daprd's state API refuses actor-state keys (``||``), so nothing but the
+actor could read it.
+
+What grows with the learner's history is kept out of the one document every write carries: the
+lessons and the applied attempt ids go to ``SHARDS`` shard keys by a hash of their id, and a
+write rewrites the document and only the shards whose lessons or attempt ids changed. A learner
+with 1,000 lessons had a 640 KiB document rewritten by every update.
 
 The derived two are stored because they are read far more often than the document is written
 (the projection by every lesson request), and derived on each read their cost grew with the
-learner's history: a learner with 1,000 lessons has a 640 KiB document, 28 ms of parsing. The
-projection stored is 1.5 KB whatever the history; the status grows only with the learner's
-topics and active days.
+learner's history (28 ms of parsing for that learner). The projection stored is 1.5 KB whatever
+the history; the status grows only with the learner's topics and active days.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from learnflow_contracts.progress import ProgressProjectionV1
 from learnflow_service_kit.sidecar_client import SidecarClient, Upsert
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from user_progress.domain import (
+    KnownLesson,
     LearnerProgress,
     LearnerStatus,
     empty_progress,
@@ -37,8 +45,22 @@ from user_progress.domain.status import DERIVED_RULES, streak_days
 T = TypeVar("T")
 
 
+# Changing it would need every learner's shards rewritten: a document stored with another count
+# is refused as unreadable rather than read wrong.
+SHARDS = 32
+
+
 def learner_progress_key(learner_id: str) -> str:
     return f"learner-progress-{learner_id}"
+
+
+def learner_shard_key(learner_id: str, shard: int) -> str:
+    return f"learner-progress-{learner_id}-shard-{shard}"
+
+
+def shard_of(item_id: str) -> int:
+    """The shard a lesson id or an attempt id is kept in (crc32: the same in every process)."""
+    return zlib.crc32(item_id.encode()) % SHARDS
 
 
 def learner_projection_key(learner_id: str) -> str:
@@ -50,9 +72,47 @@ def learner_status_key(learner_id: str) -> str:
 
 
 class StoredLearner(BaseModel):
-    """The learner's state document."""
+    """The learner's state document. With ``shards``, its lessons and attempt ids are in the
+    shard keys and ``progress`` has none; without (written before shards), it holds them."""
 
     progress: LearnerProgress
+    shards: int | None = None
+
+    @field_validator("shards")
+    @classmethod
+    def _this_many(cls, shards: int | None) -> int | None:
+        if shards is not None and shards != SHARDS:
+            raise ValueError(f"stored in {shards} shards; this version reads {SHARDS}")
+        return shards
+
+
+class ProgressShard(BaseModel):
+    """The learner's lessons and applied attempt ids whose ids fall in one shard."""
+
+    lessons: dict[str, KnownLesson] = Field(default_factory=dict)
+    attempt_ids: list[str] = Field(default_factory=list)  # sorted: byte-stable JSON
+
+
+@dataclass(frozen=True)
+class LoadedProgress:
+    """The learner's progress as read, and what of it the shards hold: all of it, or nothing
+    (a learner never written, or a document written before shards)."""
+
+    progress: LearnerProgress
+    in_shards: LearnerProgress
+
+
+def assembled(document: StoredLearner, shards: Iterable[Any]) -> LearnerProgress:
+    """The learner's progress from their document and the values of their shard keys."""
+    lessons: dict[str, KnownLesson] = {}
+    attempt_ids: set[str] = set()
+    for value in shards:
+        shard = ProgressShard.model_validate(value)
+        lessons.update(shard.lessons)
+        attempt_ids.update(shard.attempt_ids)
+    return document.progress.model_copy(
+        update={"lessons": lessons, "applied_attempt_ids": attempt_ids}
+    )
 
 
 class StoredProjection(BaseModel):
@@ -77,17 +137,35 @@ class StoredStatus(BaseModel):
         )
 
 
+async def load_progress(
+    sidecar: SidecarClient,
+    learner_id: str,
+    timeout: float | None = None,  # noqa: ASYNC109 - the caller's deadline, for both reads
+) -> LoadedProgress:
+    """The learner's stored progress: their document, then their shards if it has them. A
+    learner never stored has none yet. Raises pydantic's ValidationError for a document or shard
+    that is not progress."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    found = await sidecar.get_state(learner_progress_key(learner_id), timeout=timeout)
+    if found is None:
+        nothing = empty_progress(learner_id)
+        return LoadedProgress(nothing, nothing)
+    document = StoredLearner.model_validate(found.value)
+    if document.shards is None:
+        return LoadedProgress(document.progress, empty_progress(learner_id))
+    keys = [learner_shard_key(learner_id, shard) for shard in range(SHARDS)]
+    left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+    shards = await sidecar.get_bulk_state(keys, timeout=left)
+    progress = assembled(document, (entry.value for entry in shards.values()))
+    return LoadedProgress(progress, progress)
+
+
 async def read_progress(
     sidecar: SidecarClient,
     learner_id: str,
     timeout: float | None = None,  # noqa: ASYNC109 - the caller's deadline
 ) -> LearnerProgress:
-    """The learner's stored progress; a learner never stored has none yet. Raises pydantic's
-    ValidationError for a document that is not progress."""
-    found = await sidecar.get_state(learner_progress_key(learner_id), timeout=timeout)
-    if found is None:
-        return empty_progress(learner_id)
-    return StoredLearner.model_validate(found.value).progress
+    return (await load_progress(sidecar, learner_id, timeout)).progress
 
 
 async def read_projection(
@@ -146,17 +224,51 @@ async def _stored_or_derived(
     return derived(await read_progress(sidecar, learner_id, timeout=left))
 
 
-def progress_writes(progress: LearnerProgress, status: LearnerStatus) -> list[Upsert]:
+def progress_writes(
+    progress: LearnerProgress, status: LearnerStatus, in_shards: LearnerProgress
+) -> list[Upsert]:
     """The writes that store ``progress``, its projection and its ``status`` (``learner_status``
-    of it, now: the caller has it already, as its answer)."""
+    of it, now: the caller has it already, as its answer): the document, and the shards whose
+    lessons or attempt ids differ from ``in_shards``, what the store's shards hold."""
     learner_id = progress.learner_id
-    document = StoredLearner(progress=progress).model_dump(mode="json")
+    bare = progress.model_copy(update={"lessons": {}, "applied_attempt_ids": set()})
+    document = StoredLearner(progress=bare, shards=SHARDS).model_dump(mode="json")
     projection = StoredProjection(rules=DERIVED_RULES, projection=status.projection)
     stored_status = StoredStatus(
         rules=DERIVED_RULES, status=status, active_days=sorted(progress.active_days)
     )
     return [
         Upsert(learner_progress_key(learner_id), document),
+        *_shard_writes(progress, _changed_shards(progress, in_shards)),
         Upsert(learner_projection_key(learner_id), projection.model_dump(mode="json")),
         Upsert(learner_status_key(learner_id), stored_status.model_dump(mode="json")),
+    ]
+
+
+def _changed_shards(progress: LearnerProgress, before: LearnerProgress) -> set[int]:
+    # Lessons are copied on write (``domain.apply``): an unchanged lesson is the same object.
+    lesson_ids = progress.lessons.keys() | before.lessons.keys()
+    changed = {
+        shard_of(lesson_id)
+        for lesson_id in lesson_ids
+        if progress.lessons.get(lesson_id) is not before.lessons.get(lesson_id)
+    }
+    attempt_ids = progress.applied_attempt_ids ^ before.applied_attempt_ids
+    return changed | {shard_of(attempt_id) for attempt_id in attempt_ids}
+
+
+def _shard_writes(progress: LearnerProgress, shards: set[int]) -> list[Upsert]:
+    contents = {shard: ProgressShard() for shard in shards}
+    for lesson_id, lesson in progress.lessons.items():
+        if (shard := shard_of(lesson_id)) in contents:
+            contents[shard].lessons[lesson_id] = lesson
+    for attempt_id in progress.applied_attempt_ids:
+        if (shard := shard_of(attempt_id)) in contents:
+            contents[shard].attempt_ids.append(attempt_id)
+    for content in contents.values():
+        content.attempt_ids.sort()
+    learner_id = progress.learner_id
+    return [
+        Upsert(learner_shard_key(learner_id, shard), content.model_dump(mode="json"))
+        for shard, content in sorted(contents.items())
     ]

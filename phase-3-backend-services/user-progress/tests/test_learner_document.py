@@ -1,0 +1,189 @@
+"""How a learner's progress is stored: the document, the shards a write touches, and reading it
+all back, on a state store kept in a dict (daprd and PostgreSQL are the integration tests')."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
+from learnflow_contracts.levels import Level
+from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
+from pydantic import ValidationError
+from user_progress.domain import (
+    LearnerProgress,
+    ProgressUpdateRequest,
+    apply_lesson_generated,
+    apply_update,
+    empty_progress,
+    learner_status,
+)
+from user_progress.learner_document import (
+    SHARDS,
+    StoredLearner,
+    learner_progress_key,
+    learner_shard_key,
+    load_progress,
+    progress_writes,
+    shard_of,
+)
+
+LEARNER = "ada"
+NOW = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
+SHARD_PREFIX = f"learner-progress-{LEARNER}-shard-"
+
+
+class DictStore:
+    """The state store: what the writes left, read the way daprd answers."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def apply(self, writes: Sequence[Upsert]) -> None:
+        self.values.update({write.key: write.value for write in writes})
+
+    async def get_state(
+        self,
+        key: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> StateEntry | None:
+        return StateEntry(self.values[key], "1") if key in self.values else None
+
+    async def get_bulk_state(
+        self,
+        keys: Sequence[str],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[str, StateEntry]:
+        return {key: StateEntry(self.values[key], "1") for key in keys if key in self.values}
+
+    @property
+    def sidecar(self) -> SidecarClient:
+        return cast(SidecarClient, self)
+
+
+def _update(index: int, lesson: int) -> ProgressUpdateRequest:
+    return ProgressUpdateRequest.model_validate(
+        {
+            "learner_id": LEARNER,
+            "lesson_id": f"lesson-{lesson}",
+            "attempt_id": f"attempt-{index}",
+            "kind": "quiz",
+            "score": (index * 37) % 101,
+            "time_spent_seconds": 30,
+            "occurred_at": NOW - timedelta(minutes=500 - index),
+            "topic": f"topic {lesson % 7}",
+        },
+        context={"now": NOW},
+    )
+
+
+def _lesson_event(lesson: int) -> LessonGeneratedV1:
+    return LessonGeneratedV1(
+        lesson_id=f"lesson-{lesson}",
+        learner_id=LEARNER,
+        topic=f"topic {lesson % 5}",
+        level=Level.BEGINNER,
+        title=f"Lesson {lesson}",
+        objectives=(LessonObjective(id="o1", text="Learn it"),),
+        personalized=False,
+        prompt_id="lesson",
+        prompt_version="1",
+        model="gpt-4o-mini",
+        created_at=NOW - timedelta(days=1),
+    )
+
+
+def _write(store: DictStore, progress: LearnerProgress, in_shards: LearnerProgress) -> list[str]:
+    """Store ``progress`` as the actor does; the keys written."""
+    writes = progress_writes(progress, learner_status(progress, NOW), in_shards)
+    store.apply(writes)
+    return [write.key for write in writes]
+
+
+def _dumped(progress: LearnerProgress) -> dict[str, Any]:
+    return StoredLearner(progress=progress).model_dump(mode="json")
+
+
+async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> None:
+    """Lesson events, updates, progress that overtakes its lesson event and a duplicate: after
+    each write, what the store reads back is the progress, and an update touches at most the
+    shards of its lesson and of its attempt."""
+    store, progress = DictStore(), empty_progress(LEARNER)
+    in_shards = progress
+    steps: list[ProgressUpdateRequest | LessonGeneratedV1] = [_lesson_event(n) for n in range(40)]
+    steps += [_update(index, lesson=index % 50) for index in range(150)]
+    steps += [_update(3, lesson=3), *(_lesson_event(n) for n in range(40, 50))]
+    for step in steps:
+        if isinstance(step, ProgressUpdateRequest):
+            result = apply_update(progress, step)
+        else:
+            result = apply_lesson_generated(progress, step)
+        if not result.applied:
+            continue
+        written = _write(store, result.state, in_shards)
+        progress = in_shards = result.state
+
+        shards_written = [key for key in written if key.startswith(SHARD_PREFIX)]
+        if isinstance(step, ProgressUpdateRequest):
+            assert 1 <= len(shards_written) <= 2
+        loaded = await load_progress(store.sidecar, LEARNER)
+        assert _dumped(loaded.progress) == _dumped(progress)
+        assert loaded.in_shards is loaded.progress
+
+    assert len(progress.lessons) == 50
+    assert len(progress.applied_attempt_ids) == 150
+    document = store.values[learner_progress_key(LEARNER)]
+    assert document["shards"] == SHARDS
+    assert document["progress"]["lessons"] == {}
+    assert document["progress"]["applied_attempt_ids"] == []
+
+
+async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
+    store, progress = DictStore(), empty_progress(LEARNER)
+    for index in range(60):
+        progress = apply_update(progress, _update(index, lesson=index)).state
+    _write(store, progress, empty_progress(LEARNER))
+
+    for shard in range(SHARDS):
+        value = store.values.get(learner_shard_key(LEARNER, shard), {})
+        lesson_ids = set(value.get("lessons", {}))
+        attempt_ids = value.get("attempt_ids", [])
+        assert lesson_ids == {i for i in progress.lessons if shard_of(i) == shard}
+        assert set(attempt_ids) == {a for a in progress.applied_attempt_ids if shard_of(a) == shard}
+        assert attempt_ids == sorted(attempt_ids)
+
+
+async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it_into_shards() -> (
+    None
+):
+    store, progress = DictStore(), empty_progress(LEARNER)
+    for index in range(20):
+        progress = apply_update(progress, _update(index, lesson=index)).state
+    store.values[learner_progress_key(LEARNER)] = _dumped(progress)  # as written before shards
+
+    loaded = await load_progress(store.sidecar, LEARNER)
+    assert _dumped(loaded.progress) == _dumped(progress)
+    assert loaded.in_shards == empty_progress(LEARNER)  # the shards hold nothing of it yet
+
+    after = apply_update(loaded.progress, _update(20, lesson=20)).state
+    _write(store, after, loaded.in_shards)
+
+    reloaded = await load_progress(store.sidecar, LEARNER)
+    assert _dumped(reloaded.progress) == _dumped(after)
+    assert reloaded.in_shards is reloaded.progress
+
+
+async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> None:
+    loaded = await load_progress(DictStore().sidecar, LEARNER)
+
+    assert loaded.progress == empty_progress(LEARNER)
+    assert loaded.in_shards == empty_progress(LEARNER)
+
+
+def test_a_document_stored_in_another_number_of_shards_is_refused() -> None:
+    document = StoredLearner(progress=empty_progress(LEARNER)).model_dump(mode="json")
+
+    with pytest.raises(ValidationError, match="shards"):
+        StoredLearner.model_validate({**document, "shards": SHARDS + 1})
