@@ -11,7 +11,10 @@ actor could read it.
 What grows with the learner's history is kept out of the one document every write carries: the
 lessons and the applied attempt ids go to ``SHARDS`` shard keys by a hash of their id, and a
 write rewrites the document and only the shards whose lessons or attempt ids changed. A learner
-with 1,000 lessons had a 640 KiB document rewritten by every update.
+with 1,000 lessons had a 640 KiB document rewritten by every update. Reading it all is two calls
+(the document, then its shards): the actor reads it once per activation, when no write of its
+own is in flight; a read that derives from it outside the actor (below) can, for that one
+answer, see a write land between the two.
 
 The derived two are stored because they are read far more often than the document is written
 (the projection by every lesson request), and derived on each read their cost grew with the
