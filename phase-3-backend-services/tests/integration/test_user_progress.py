@@ -226,15 +226,13 @@ def test_each_applied_update_publishes_progress_updated(
     learner = _learner()
     update = _update(learner, score=55)
 
-    assert (
-        httpx.post(
-            f"{stack.app('user-progress').url}/update-progress",
-            json=update,
-            timeout=10,
-            headers=stack.auth_headers(),
-        ).status_code
-        == 200
+    answer = httpx.post(
+        f"{stack.app('user-progress').url}/update-progress",
+        json=update,
+        timeout=10,
+        headers=stack.auth_headers(),
     )
+    assert answer.status_code == 200, answer.text
 
     events = eventually(
         lambda: read_topic(
@@ -244,6 +242,8 @@ def test_each_applied_update_publishes_progress_updated(
     )
     assert events[0]["data"]["projection"]["learner_id"] == learner
     assert events[0]["data"]["score"] == 55
+    # The projection of the state this update produced: the one its answer shows.
+    assert events[0]["data"]["projection"] == answer.json()["projection"]
 
 
 def test_bad_input_is_a_422_naming_the_field(stack: Stack) -> None:

@@ -100,7 +100,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
             event = OutboxEvent(
                 event_id=f"progress-{request.learner_id}-{request.attempt_id}",
                 topic=PROGRESS_UPDATED_TOPIC,
-                data=progress_updated_event(request, result.state).model_dump(mode="json"),
+                data=progress_updated_event(request, status.projection).model_dump(mode="json"),
                 partition_key=request.learner_id,
             )
             writes = progress_writes(result.state, status, self._stored_shards())

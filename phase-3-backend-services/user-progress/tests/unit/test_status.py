@@ -296,12 +296,12 @@ def test_status_is_json_serialisable(
 
 
 def test_progress_updated_event_carries_the_new_projection(
-    fresh_state: LearnerProgress, update: UpdateBuilder
+    fresh_state: LearnerProgress, update: UpdateBuilder, now: datetime
 ) -> None:
     request = update("a1", "quiz", 55, topic="loops")
     state = apply_update(fresh_state, request).state
 
-    event = progress_updated_event(request, state)
+    event = progress_updated_event(request, learner_status(state, now).projection)
 
     assert (event.learner_id, event.lesson_id, event.attempt_id) == (
         "learner-1",

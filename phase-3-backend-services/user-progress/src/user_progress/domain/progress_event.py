@@ -1,16 +1,16 @@
 """The ``progress-updated`` event published after an update was applied."""
 
 from learnflow_contracts.events import ProgressUpdatedV1
+from learnflow_contracts.progress import ProgressProjectionV1
 
-from user_progress.domain.projection import progress_projection
-from user_progress.domain.state import LearnerProgress
 from user_progress.domain.update_request import ProgressUpdateRequest
 
 
 def progress_updated_event(
-    update: ProgressUpdateRequest, state_after: LearnerProgress
+    update: ProgressUpdateRequest, projection_after: ProgressProjectionV1
 ) -> ProgressUpdatedV1:
-    """Describe ``update`` with the projection of the state it produced.
+    """Describe ``update`` with the projection of the state it produced (the status of that
+    state carries it: deriving it again costs what the learner's history weighs).
 
     Call it only when ``apply_update`` returned ``applied=True``: a duplicate was already
     announced.
@@ -22,5 +22,5 @@ def progress_updated_event(
         kind=update.kind,
         score=update.score,
         occurred_at=update.occurred_at,
-        projection=progress_projection(state_after),
+        projection=projection_after,
     )
