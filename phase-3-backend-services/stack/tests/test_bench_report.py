@@ -89,6 +89,8 @@ def _report() -> BenchReport:
         progress_hot=_scenario("hot learner", 0.030),
         progress_many=_scenario("many learners", 0.015),
         status=_scenario("status", 0.0075, floor="actor call"),
+        progress_long_history=_scenario("long history updates", 0.025),
+        status_long_history=_scenario("long history status", 0.008, floor="state get"),
         drain=DrainResult(
             events=2000,
             learners=400,
@@ -157,6 +159,8 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
     assert rows["cache miss"].split()[-2] == "1.3x"  # over the stub
     assert rows["cache hit"].split()[-3:] == ["12.5", "5.0x", "3.0"]  # req/s, /floor, rt
     assert rows["status"].split()[-2:] == ["1.5x", "-"]  # not metered: no round trips
+    assert rows["long history status"].split()[-2:] == ["4.0x", "-"]  # over a state GET
+    assert "long history updates" in rows
     hit_overhead = next(line for line in text.splitlines() if "one state GET" in line)
     assert hit_overhead.split()[-3:] == ["+8.0", "+12.0", "+16.0"]
     overhead = next(line for line in text.splitlines() if "service overhead" in line)

@@ -43,15 +43,16 @@ class DrainResult:
         return self.events / finished if finished else 0.0
 
 
-def _produce(bootstrap: str, target: Target, events: int) -> int:
+def put_lesson_events(bootstrap: str, target: Target, kind: str, events: int, learners: int) -> int:
+    """Put ``events`` lesson-generated events for ``learners`` learners (ids of ``kind``) straight
+    onto Kafka; how many could not be sent."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    learners = max(1, events // EVENTS_PER_LEARNER)
     for index in range(events):
-        learner = target.id_for("drain", index % learners)
-        data = lesson_generated_event(target.id_for("drain-lesson", index), learner)
+        learner = target.id_for(kind, index % learners)
+        data = lesson_generated_event(target.id_for(f"{kind}-lesson", index), learner)
         cloud_event = {
             "specversion": "1.0",
-            "id": target.id_for("drain-event", index),
+            "id": target.id_for(f"{kind}-event", index),
             "source": "learnflow-bench",
             "type": "com.dapr.event.sent",
             "datacontenttype": "application/json",
@@ -78,7 +79,9 @@ async def measure_drain(target: Target, kafka_bootstrap: str) -> DrainResult:
         return DrainResult(events, learners, 0.0, 0, None, None, None, describe(error))
     snapshot = await target.meter.snapshot()
     began = time.perf_counter()
-    unsent = await asyncio.to_thread(_produce, kafka_bootstrap, target, events)
+    unsent = await asyncio.to_thread(
+        put_lesson_events, kafka_bootstrap, target, "drain", events, learners
+    )
     produced = time.perf_counter() - began
     if unsent:
         first_error = f"{unsent} events were not put on Kafka"

@@ -208,6 +208,8 @@ def render(report: BenchReport) -> str:
         row(figures.progress_hot),
         row(figures.progress_many),
         row(figures.status),
+        row(figures.progress_long_history),
+        row(figures.status_long_history),
         _RULE,
         "n: measured requests (warm-up of 2 x conc excluded); * the cap ended it early.",
         "Percentiles: linear interpolation between ranks (numpy's default); "

@@ -14,7 +14,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from learnflow_stack.bench.config import BenchConfig
 from learnflow_stack.bench.cost import CostMeter, ScenarioCost, idle_cost
-from learnflow_stack.bench.drain import DrainResult, measure_drain
+from learnflow_stack.bench.drain import DrainResult, measure_drain, put_lesson_events
 from learnflow_stack.bench.events import EventLagResult, measure_event_lag
 from learnflow_stack.bench.floors import ACTOR, BULK_GET, STATE_GET, FloorWorkloads
 from learnflow_stack.bench.load import (
@@ -54,6 +54,10 @@ LESSONS_PER_LISTED_LEARNER = 20  # not scaled: it is the shape of the listed pag
 # lessons), so a hit reads the largest head there is.
 LESSONS_OF_A_BUSY_LEARNER = 100
 HOT_LEARNER_LESSONS = 5  # the hot learner's updates rotate over this many lessons
+# Not scaled: a learner with a long history, so what User Progress reads and writes per request
+# shows whether it grows with the history (it did: the whole history was one document).
+LESSONS_OF_A_LONG_HISTORY = 1000
+LONG_HISTORY = f"learner with {LESSONS_OF_A_LONG_HISTORY} lessons"
 STUB_DIRECT = "LLM stub called directly (floor)"
 IDLE_SECONDS = 5  # not scaled: a rate, measured once
 
@@ -73,6 +77,8 @@ class Figures:
     progress_hot: ScenarioResult
     progress_many: ScenarioResult
     status: ScenarioResult
+    progress_long_history: ScenarioResult  # updates of one learner with a long history
+    status_long_history: ScenarioResult
     event_lag: EventLagResult
     drain: DrainResult
     outbox_drain: OutboxDrainResult
@@ -89,6 +95,8 @@ class Figures:
             self.progress_hot,
             self.progress_many,
             self.status,
+            self.progress_long_history,
+            self.status_long_history,
         ]
 
     def floor_of(self, scenario: ScenarioResult) -> ScenarioResult | None:
@@ -281,6 +289,44 @@ class Workloads(Target):
             await asyncio.sleep(0.1)
         return None
 
+    async def long_history(self, kafka_bootstrap: str) -> tuple[ScenarioResult, ScenarioResult]:
+        """(updates, GET /status) of one learner given LESSONS_OF_A_LONG_HISTORY lessons by
+        lesson-generated events put straight onto Kafka."""
+        learner = self.id_for("history", 0)
+        updates = f"update-progress, {LONG_HISTORY}"
+        status = f"GET /status, {LONG_HISTORY}"
+        unsent = await asyncio.to_thread(
+            put_lesson_events, kafka_bootstrap, self, "history", LESSONS_OF_A_LONG_HISTORY, 1
+        )
+        seeded = None if unsent else await self.settle(learner, LESSONS_OF_A_LONG_HISTORY)
+        if seeded is None:
+            reason = f"{unsent} events not sent" if unsent else "its lessons not all applied"
+            concurrency = self.config.progress_concurrency
+            return (
+                ScenarioResult.set_up_failed(
+                    updates, concurrency, self.config.count(PROGRESS_HOT_REQUESTS), reason
+                ),
+                ScenarioResult.set_up_failed(
+                    status, concurrency, self.config.count(STATUS_REQUESTS), reason
+                ),
+            )
+        log(f"{LONG_HISTORY}: its lesson events applied in {seeded:.1f} s")
+        updated = await self._progress_updates(
+            updates, lambda _: learner, self.config.count(PROGRESS_HOT_REQUESTS)
+        )
+
+        async def call(_: int) -> None:
+            await self.lessons_assigned(learner)
+
+        read = await self._measure(
+            status,
+            call,
+            requests=self.config.count(STATUS_REQUESTS),
+            concurrency=self.config.progress_concurrency,
+            floor=STATE_GET,
+        )
+        return updated, read
+
     async def _progress_updates(
         self, name: str, learner_of: Callable[[int], str], requests: int
     ) -> ScenarioResult:
@@ -378,6 +424,7 @@ async def measure_all(
         progress_hot = await work.progress_hot()
         progress_many = await work.progress_many()
         status = await work.status()
+        progress_long_history, status_long_history = await work.long_history(kafka_bootstrap)
         event_lag = await measure_event_lag(work)
         drain = await measure_drain(work, kafka_bootstrap)
         outbox_drain = await measure_outbox_drain(work, kafka_bootstrap)
@@ -395,6 +442,8 @@ async def measure_all(
         progress_hot=progress_hot,
         progress_many=progress_many,
         status=status,
+        progress_long_history=progress_long_history,
+        status_long_history=status_long_history,
         event_lag=event_lag,
         drain=drain,
         outbox_drain=outbox_drain,
