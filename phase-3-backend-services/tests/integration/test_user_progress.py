@@ -78,16 +78,20 @@ def _produce(stack: Stack, topic: str, key: str, data: Any) -> str:
     return event_id
 
 
-def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connection[Any]) -> None:
-    learner = _learner()
-    update = _update(learner, score=72)
-
-    response = httpx.post(
+def _send_update(stack: Stack, update: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
         f"{stack.app('user-progress').url}/update-progress",
         json=update,
         timeout=10,
         headers=stack.auth_headers(),
     )
+
+
+def test_an_update_is_a_state_row_in_postgres(stack: Stack, pg: psycopg.Connection[Any]) -> None:
+    learner = _learner()
+    update = _update(learner, score=72)
+
+    response = _send_update(stack, update)
 
     assert response.status_code == 200, response.text
     assert response.json()["average_score"] == 72
@@ -226,12 +230,7 @@ def test_each_applied_update_publishes_progress_updated(
     learner = _learner()
     update = _update(learner, score=55)
 
-    answer = httpx.post(
-        f"{stack.app('user-progress').url}/update-progress",
-        json=update,
-        timeout=10,
-        headers=stack.auth_headers(),
-    )
+    answer = _send_update(stack, update)
     assert answer.status_code == 200, answer.text
 
     events = eventually(

@@ -40,6 +40,7 @@ class DictStore:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
+        self.calls = 0  # reads, a bulk read counting one
 
     def apply(self, writes: Sequence[Upsert]) -> None:
         self.values.update({write.key: write.value for write in writes})
@@ -49,6 +50,7 @@ class DictStore:
         key: str,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> StateEntry | None:
+        self.calls += 1
         return StateEntry(self.values[key], "1") if key in self.values else None
 
     async def get_bulk_state(
@@ -56,6 +58,7 @@ class DictStore:
         keys: Sequence[str],
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> dict[str, StateEntry]:
+        self.calls += 1
         return {key: StateEntry(self.values[key], "1") for key in keys if key in self.values}
 
     @property
@@ -176,10 +179,12 @@ async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it
 
 
 async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> None:
-    loaded = await load_progress(DictStore().sidecar, LEARNER)
+    store = DictStore()
+    loaded = await load_progress(store.sidecar, LEARNER)
 
     assert loaded.progress == empty_progress(LEARNER)
     assert loaded.in_shards == empty_progress(LEARNER)
+    assert store.calls == 1  # no shards to read for a learner with no document
 
 
 def test_a_document_stored_in_another_number_of_shards_is_refused() -> None:
