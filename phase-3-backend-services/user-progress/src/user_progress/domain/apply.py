@@ -11,8 +11,9 @@ Updates and events may arrive in any order:
   wins), else unknown;
 * when the event arrives it fills in topic, level, title and ``assigned_at`` and keeps the
   progress; the event's topic replaces any provisional one;
-* mastery is recomputed from the scores of the affected topics, so a score counts exactly
-  once, in ``occurred_at`` order, whenever its lesson's topic becomes (or changes to) known;
+* a score counts in its topic's mastery exactly once, in ``occurred_at`` order: a score newer
+  than its topic's last one folds into the topic's mastery; an older one, or a lesson's topic
+  becoming (or changing to) known, recomputes the affected topics from their scores;
 * a lesson is completed once (the earliest completion), however many attempts complete it;
   every distinct attempt's score is still a score;
 * ``last_activity`` only moves forward in ``occurred_at``; a late, older update cannot
@@ -25,13 +26,14 @@ from typing import NamedTuple
 
 from learnflow_contracts.events import LessonGeneratedV1
 
-from user_progress.domain.mastery import TopicMastery, ewma_mastery
+from user_progress.domain.mastery import TopicMastery, ewma_mastery, ewma_step
 from user_progress.domain.state import (
     KnownLesson,
     LastActivity,
     LearnerProgress,
     ScoreEntry,
 )
+from user_progress.domain.totals import totals_of, with_lesson_changed
 from user_progress.domain.update_request import ProgressUpdateRequest
 
 
@@ -58,8 +60,11 @@ def apply_update(state: LearnerProgress, update: ProgressUpdateRequest) -> Apply
     _add_progress(lesson, update, sequence=new_state.version)
     new_state.active_days.add(update.occurred_at.astimezone(UTC).date())
     _advance_last_activity(new_state, update)
-    if lesson.topic is not None and (update.score is not None or not topic_was_known):
-        _refresh_mastery(new_state, [lesson.topic])
+    if lesson.topic is not None and not topic_was_known:
+        _refresh_mastery(new_state, [lesson.topic])  # its earlier scores join the topic too
+    elif lesson.topic is not None and update.score is not None:
+        _add_to_mastery(new_state, lesson.topic, lesson.scores[-1])
+    _count_change(new_state, state, update.lesson_id)
     return ApplyResult(new_state, applied=True)
 
 
@@ -75,8 +80,10 @@ def apply_lesson_generated(state: LearnerProgress, event: LessonGeneratedV1) -> 
     lesson.level = event.level
     lesson.title = event.title
     lesson.assigned_at = event.created_at
-    affected = [event.topic] if provisional_topic is None else [provisional_topic, event.topic]
-    _refresh_mastery(new_state, affected)
+    if lesson.scores and provisional_topic != event.topic:
+        affected = [event.topic] if provisional_topic is None else [provisional_topic, event.topic]
+        _refresh_mastery(new_state, affected)
+    _count_change(new_state, state, event.lesson_id)
     return ApplyResult(new_state, applied=True)
 
 
@@ -132,6 +139,29 @@ def _advance_last_activity(state: LearnerProgress, update: ProgressUpdateRequest
         state.last_activity = LastActivity(
             kind=update.kind, lesson_id=update.lesson_id, at=update.occurred_at
         )
+
+
+def _count_change(new_state: LearnerProgress, state: LearnerProgress, lesson_id: str) -> None:
+    new_state.totals = with_lesson_changed(
+        totals_of(state), lesson_id, state.lessons.get(lesson_id), new_state.lessons[lesson_id]
+    )
+
+
+def _add_to_mastery(state: LearnerProgress, topic: str, entry: ScoreEntry) -> None:
+    current = state.topic_mastery.get(topic)
+    if current is None:
+        state.topic_mastery[topic] = TopicMastery(
+            mastery=ewma_mastery([entry.score]), score_count=1, last_score_at=entry.at
+        )
+    elif entry.at >= current.last_score_at:
+        # Its sequence is the newest, so it is the topic's last score even at an equal ``at``.
+        state.topic_mastery[topic] = TopicMastery(
+            mastery=ewma_step(current.mastery, entry.score),
+            score_count=current.score_count + 1,
+            last_score_at=entry.at,
+        )
+    else:
+        _refresh_mastery(state, [topic])
 
 
 def _refresh_mastery(state: LearnerProgress, topics: Iterable[str]) -> None:

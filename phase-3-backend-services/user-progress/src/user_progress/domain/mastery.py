@@ -68,8 +68,13 @@ def ewma_mastery(scores_oldest_first: Sequence[int]) -> float:
         raise ValueError("mastery needs at least one score")
     mastery = scores_oldest_first[0] / 100
     for score in scores_oldest_first[1:]:
-        mastery = ALPHA * score / 100 + (1 - ALPHA) * mastery
+        mastery = ewma_step(mastery, score)
     return mastery
+
+
+def ewma_step(mastery: float, score: int) -> float:
+    """The mastery after one more score, newer than every score folded into ``mastery``."""
+    return ALPHA * score / 100 + (1 - ALPHA) * mastery
 
 
 def topic_standing(mastery: float, score_count: int) -> TopicStanding:

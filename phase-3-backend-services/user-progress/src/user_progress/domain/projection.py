@@ -22,9 +22,9 @@ from learnflow_contracts.levels import Level
 from learnflow_contracts.progress import ProgressProjectionV1, RecentScore
 
 from user_progress.domain.mastery import TopicStanding
-from user_progress.domain.state import LearnerProgress
+from user_progress.domain.state import LearnerProgress, ProgressTotals
+from user_progress.domain.totals import totals_of
 
-RECENT_SCORES_LIMIT = 20
 TOPIC_LIST_LIMIT = 20
 ADVANCED_MIN_AVERAGE = 85.0
 ADVANCED_MIN_COMPLETED = 5
@@ -33,15 +33,19 @@ INTERMEDIATE_MIN_COMPLETED = 2
 
 
 def progress_projection(state: LearnerProgress) -> ProgressProjectionV1:
-    average = average_score(state)
-    completed = lessons_completed(state)
+    totals = totals_of(state)
+    average = average_score(totals)
+    completed = totals.lessons_completed
     return ProgressProjectionV1(
         learner_id=state.learner_id,
         has_history=bool(state.applied_attempt_ids),
         suggested_level=suggest_level(average, completed),
         weak_topics=tuple(ranked_topics(state, TopicStanding.WEAK)[:TOPIC_LIST_LIMIT]),
         strong_topics=tuple(ranked_topics(state, TopicStanding.STRONG)[:TOPIC_LIST_LIMIT]),
-        recent_scores=_recent_scores(state),
+        recent_scores=tuple(
+            RecentScore(topic=tracked.topic, score=tracked.score, at=tracked.at)
+            for tracked in totals.recent_scores
+        ),
         lessons_completed=completed,
         average_score=average,
     )
@@ -68,26 +72,5 @@ def ranked_topics(state: LearnerProgress, standing: TopicStanding) -> list[str]:
     return [topic for _, topic in sorted(matching)]
 
 
-def average_score(state: LearnerProgress) -> float | None:
-    scores = [entry.score for lesson in state.lessons.values() for entry in lesson.scores]
-    return round(sum(scores) / len(scores), 2) if scores else None
-
-
-def lessons_completed(state: LearnerProgress) -> int:
-    return sum(1 for lesson in state.lessons.values() if lesson.completed_at is not None)
-
-
-def _recent_scores(state: LearnerProgress) -> tuple[RecentScore, ...]:
-    newest_first = sorted(
-        (
-            (entry.at, entry.sequence, lesson.topic, entry.score)
-            for lesson in state.lessons.values()
-            if lesson.topic is not None
-            for entry in lesson.scores
-        ),
-        reverse=True,
-    )
-    return tuple(
-        RecentScore(topic=topic, score=score, at=at)
-        for at, _, topic, score in newest_first[:RECENT_SCORES_LIMIT]
-    )
+def average_score(totals: ProgressTotals) -> float | None:
+    return round(totals.score_sum / totals.score_count, 2) if totals.score_count else None

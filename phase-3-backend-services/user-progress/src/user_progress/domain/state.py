@@ -1,8 +1,11 @@
 """A learner's progress: the JSON document one Dapr actor stores per learner.
 
-Everything the status and projection report is derived from ``lessons``; ``topic_mastery``
-is the only cached derivation and is recomputed from the lessons whenever a topic's scores
-or a lesson's topic change, so it cannot drift from them.
+Everything the status and projection report is derived from ``lessons``. Two derivations are
+kept beside them so that an update costs the same however long the history: ``topic_mastery``
+(``apply``: a score in order folds into its topic's mastery, anything else recomputes the topic
+from the lessons) and ``totals`` (``totals``: what the status sums over every lesson, changed by
+each lesson's change). The unit tests check both against a derivation from scratch over
+arbitrary orders of updates and events.
 
 Deduplication
 -------------
@@ -66,6 +69,29 @@ class LastActivity(StrictModel):
     at: datetime
 
 
+class TrackedScore(StrictModel):
+    """A score among the learner's newest (``ProgressTotals.recent_scores``), with its lesson's
+    topic, which is relabelled if an event replaces a provisional one."""
+
+    lesson_id: str
+    topic: str
+    score: int = Field(ge=0, le=100)
+    at: datetime
+    sequence: int = Field(ge=1)
+
+
+class ProgressTotals(StrictModel):
+    """What the status and projection sum over every lesson (``domain.totals`` keeps it)."""
+
+    lessons_started: int = Field(default=0, ge=0)
+    lessons_completed: int = Field(default=0, ge=0)
+    total_time_seconds: int = Field(default=0, ge=0)
+    score_count: int = Field(default=0, ge=0)
+    score_sum: int = Field(default=0, ge=0)
+    # The newest scores whose lesson's topic is known, newest first by (at, sequence).
+    recent_scores: tuple[TrackedScore, ...] = ()
+
+
 class LearnerProgress(BaseModel):
     """One learner's progress, as stored in their document (``learner_document``)."""
 
@@ -81,6 +107,8 @@ class LearnerProgress(BaseModel):
     # UTC calendar days with at least one progress update (for the streak).
     active_days: set[date] = Field(default_factory=set)
     last_activity: LastActivity | None = None
+    # None in a document written before totals were kept: derived from the lessons when needed.
+    totals: ProgressTotals | None = None
 
     @field_serializer("applied_attempt_ids", "active_days")
     def _sorted(self, values: set[Any]) -> list[Any]:

@@ -22,6 +22,7 @@ from learnflow_contracts.strict import StrictModel
 from user_progress.domain.mastery import TopicStanding
 from user_progress.domain.projection import progress_projection, ranked_topics
 from user_progress.domain.state import LastActivity, LearnerProgress
+from user_progress.domain.totals import totals_of
 
 # The projection and the status are stored beside the learner's document (``learner_document``):
 # bump this when a rule of either changes, and what was stored under other rules is derived again.
@@ -60,13 +61,13 @@ def learner_status(state: LearnerProgress, now: datetime) -> LearnerStatus:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     projection = progress_projection(state)
-    lessons = state.lessons.values()
+    totals = totals_of(state)
     assigned = len(state.lessons)
     last_activity = state.last_activity
     return LearnerStatus(
         learner_id=state.learner_id,
         lessons_assigned=assigned,
-        lessons_started=sum(1 for lesson in lessons if lesson.started_at is not None),
+        lessons_started=totals.lessons_started,
         lessons_completed=projection.lessons_completed,
         completion_rate=(
             round(projection.lessons_completed / assigned, _RATE_DECIMALS) if assigned else 0.0
@@ -85,7 +86,7 @@ def learner_status(state: LearnerProgress, now: datetime) -> LearnerStatus:
         weak_topics=ranked_topics(state, TopicStanding.WEAK),
         strengths=ranked_topics(state, TopicStanding.STRONG),
         streak_days=streak_days(state.active_days, today=_utc_date(now)),
-        total_time_seconds=sum(lesson.time_spent_seconds for lesson in lessons),
+        total_time_seconds=totals.total_time_seconds,
         last_activity_at=last_activity.at if last_activity else None,
         most_recent_activity=last_activity,
         projection=projection,
