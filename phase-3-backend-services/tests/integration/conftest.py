@@ -24,6 +24,7 @@ from user_progress.domain import LearnerProgress, empty_progress
 from user_progress.learner_document import (
     SHARDS,
     StoredLearner,
+    StoredShards,
     assembled,
     learner_shard_key,
 )
@@ -121,11 +122,10 @@ def stored_progress(pg: psycopg.Connection[Any], learner: str) -> LearnerProgres
     document = state_row(pg, f"user-progress||learner-progress-{learner}")
     if document is None:
         return empty_progress(learner)
-    keys = [f"user-progress||{learner_shard_key(learner, shard)}" for shard in range(SHARDS)]
-    rows = pg.execute("SELECT value FROM state WHERE key = ANY(%s)", (keys,)).fetchall()
-    return assembled(
-        StoredLearner.model_validate(document), (json.loads(bytes(r[0])) for r in rows)
-    )
+    keys = {f"user-progress||{learner_shard_key(learner, shard)}": shard for shard in range(SHARDS)}
+    rows = pg.execute("SELECT key, value FROM state WHERE key = ANY(%s)", (list(keys),))
+    shards = StoredShards.read({keys[key]: json.loads(bytes(value)) for key, value in rows})
+    return assembled(StoredLearner.model_validate(document), shards)
 
 
 def live_generation_claims(pg: psycopg.Connection[Any]) -> int:

@@ -21,8 +21,10 @@ from user_progress.domain import (
     learner_status,
 )
 from user_progress.learner_document import (
+    NO_SHARDS,
     SHARDS,
     StoredLearner,
+    StoredShards,
     learner_progress_key,
     learner_shard_key,
     load_progress,
@@ -98,11 +100,13 @@ def _lesson_event(lesson: int) -> LessonGeneratedV1:
     )
 
 
-def _write(store: DictStore, progress: LearnerProgress, in_shards: LearnerProgress) -> list[str]:
-    """Store ``progress`` as the actor does; the keys written."""
-    writes = progress_writes(progress, learner_status(progress, NOW), in_shards)
+def _write(
+    store: DictStore, progress: LearnerProgress, shards: StoredShards
+) -> tuple[list[str], StoredShards]:
+    """Store ``progress`` as the actor does; the keys written and what the shards then hold."""
+    writes, shards_after = progress_writes(progress, learner_status(progress, NOW), shards)
     store.apply(writes)
-    return [write.key for write in writes]
+    return [write.key for write in writes], shards_after
 
 
 def _dumped(progress: LearnerProgress) -> dict[str, Any]:
@@ -111,10 +115,10 @@ def _dumped(progress: LearnerProgress) -> dict[str, Any]:
 
 async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> None:
     """Lesson events, updates, progress that overtakes its lesson event and a duplicate: after
-    each write, what the store reads back is the progress, and an update touches at most the
-    shards of its lesson and of its attempt."""
-    store, progress = DictStore(), empty_progress(LEARNER)
-    in_shards = progress
+    each write, what the store reads back is the progress and what the writer holds as the
+    shards' contents is what they hold, and an update touches at most the shards of its lesson
+    and of its attempt."""
+    store, progress, shards = DictStore(), empty_progress(LEARNER), NO_SHARDS
     steps: list[ProgressUpdateRequest | LessonGeneratedV1] = [_lesson_event(n) for n in range(40)]
     steps += [_update(index, lesson=index % 50) for index in range(150)]
     steps += [_update(3, lesson=3), *(_lesson_event(n) for n in range(40, 50))]
@@ -125,15 +129,15 @@ async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> No
             result = apply_lesson_generated(progress, step)
         if not result.applied:
             continue
-        written = _write(store, result.state, in_shards)
-        progress = in_shards = result.state
+        written, shards = _write(store, result.state, shards)
+        progress = result.state
 
         shards_written = [key for key in written if key.startswith(SHARD_PREFIX)]
         if isinstance(step, ProgressUpdateRequest):
             assert 1 <= len(shards_written) <= 2
         loaded = await load_progress(store.sidecar, LEARNER)
         assert _dumped(loaded.progress) == _dumped(progress)
-        assert loaded.in_shards is loaded.progress
+        assert loaded.shards.contents == shards.contents
 
     assert len(progress.lessons) == 50
     assert len(progress.applied_attempt_ids) == 150
@@ -147,7 +151,7 @@ async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
     store, progress = DictStore(), empty_progress(LEARNER)
     for index in range(60):
         progress = apply_update(progress, _update(index, lesson=index)).state
-    _write(store, progress, empty_progress(LEARNER))
+    _write(store, progress, NO_SHARDS)
 
     for shard in range(SHARDS):
         value = store.values.get(learner_shard_key(LEARNER, shard), {})
@@ -168,14 +172,17 @@ async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it
 
     loaded = await load_progress(store.sidecar, LEARNER)
     assert _dumped(loaded.progress) == _dumped(progress)
-    assert loaded.in_shards == empty_progress(LEARNER)  # the shards hold nothing of it yet
+    assert loaded.shards == NO_SHARDS  # the shards hold nothing of it yet
 
     after = apply_update(loaded.progress, _update(20, lesson=20)).state
-    _write(store, after, loaded.in_shards)
+    _, shards = _write(store, after, loaded.shards)
 
     reloaded = await load_progress(store.sidecar, LEARNER)
     assert _dumped(reloaded.progress) == _dumped(after)
-    assert reloaded.in_shards is reloaded.progress
+    assert reloaded.shards.contents == shards.contents
+    assert len(shards.contents) == len(
+        {shard_of(i) for i in [*after.lessons, *after.applied_attempt_ids]}
+    )
 
 
 async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> None:
@@ -183,7 +190,7 @@ async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> 
     loaded = await load_progress(store.sidecar, LEARNER)
 
     assert loaded.progress == empty_progress(LEARNER)
-    assert loaded.in_shards == empty_progress(LEARNER)
+    assert loaded.shards == NO_SHARDS
     assert store.calls == 1  # no shards to read for a learner with no document
 
 

@@ -21,7 +21,7 @@ from user_progress.domain import (
     progress_projection,
 )
 from user_progress.domain.status import DERIVED_RULES
-from user_progress.learner_document import SHARDS, StoredStatus, progress_writes
+from user_progress.learner_document import NO_SHARDS, SHARDS, StoredStatus, progress_writes
 from user_progress.progress_gateway import DaprProgressGateway
 from user_progress.settings import Settings
 
@@ -150,7 +150,7 @@ def _progress_after_one_update() -> LearnerProgress:
 
 def _as_stored(progress: LearnerProgress) -> dict[str, Any]:
     """The state store after the actor wrote ``progress`` (now)."""
-    writes = progress_writes(progress, learner_status(progress, NOW), empty_progress("ada"))
+    writes, _ = progress_writes(progress, learner_status(progress, NOW), NO_SHARDS)
     return {write.key: write.value for write in writes}
 
 

@@ -11,9 +11,9 @@ Its methods and their payloads are ``progress_protocol``'s. Every method runs as
 away after a caller timed out), and ``ApplyUpdate`` carries a ``not_after``: an update whose turn
 comes too late is refused, never applied after its caller was told it failed.
 
-The progress is read once per activation and kept; it is replaced only after a write succeeded,
-and dropped (read again next turn) when a write failed. A write carries the document and only
-the shards that changed since what was read or last written.
+The progress is read once per activation and kept, with what its shards hold; both are replaced
+only after a write succeeded, and dropped (read again next turn) when a write failed. A write
+carries the document and only the shards that changed since what was read or last written.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from user_progress.domain import (
     learner_status,
     progress_updated_event,
 )
-from user_progress.learner_document import load_progress, progress_writes
+from user_progress.learner_document import StoredShards, load_progress, progress_writes
 from user_progress.progress_protocol import (
     APPLY_UPDATE,
     RECORD_LESSONS,
@@ -82,7 +82,7 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
         self._outbox = outbox
         self._turns = turns
         self._progress: LearnerProgress | None = None
-        self._in_shards: LearnerProgress | None = None  # what the store's shards hold of it
+        self._shards: StoredShards | None = None
 
     async def on_apply_update(self, call: Any) -> dict[str, Any]:
         update = ApplyUpdateCall.from_wire(call)
@@ -103,9 +103,11 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
                 data=progress_updated_event(request, status.projection).model_dump(mode="json"),
                 partition_key=request.learner_id,
             )
-            writes = progress_writes(result.state, status, self._stored_shards())
+            writes, shards = progress_writes(result.state, status, self._stored_shards())
             staged = await self._write(
-                lambda: self._outbox.commit_with([], lambda _: writes, event), result.state
+                lambda: self._outbox.commit_with([], lambda _: writes, event),
+                result.state,
+                shards,
             )
             self._outbox.publish_soon(staged)
         return UpdateTaken(status=status)
@@ -124,8 +126,8 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
             applied += result.applied
         if applied:
             status = learner_status(progress, datetime.now(UTC))
-            writes = progress_writes(progress, status, self._stored_shards())
-            await self._write(lambda: self._sidecar.transact(writes), progress)
+            writes, shards = progress_writes(progress, status, self._stored_shards())
+            await self._write(lambda: self._sidecar.transact(writes), progress, shards)
         DUPLICATES.labels("lesson-generated").inc(len(lessons) - applied)
         return LessonsRecorded(applied=applied)
 
@@ -134,20 +136,22 @@ class LearnerProgressActor(Actor, LearnerProgressActorInterface):
     async def _load(self) -> LearnerProgress:
         if self._progress is None:
             loaded = await load_progress(self._sidecar, self.id.id)
-            self._progress, self._in_shards = loaded.progress, loaded.in_shards
+            self._progress, self._shards = loaded.progress, loaded.shards
         return self._progress
 
-    def _stored_shards(self) -> LearnerProgress:
-        if self._in_shards is None:
+    def _stored_shards(self) -> StoredShards:
+        if self._shards is None:
             raise RuntimeError("a write before the learner's progress was loaded")
-        return self._in_shards
+        return self._shards
 
-    async def _write(self, write: Callable[[], Awaitable[T]], progress: LearnerProgress) -> T:
+    async def _write(
+        self, write: Callable[[], Awaitable[T]], progress: LearnerProgress, shards: StoredShards
+    ) -> T:
         try:
             written = await write()
         except BaseException:
             # Written or not: read it again next turn.
-            self._progress = self._in_shards = None
+            self._progress = self._shards = None
             raise
-        self._progress = self._in_shards = progress
+        self._progress, self._shards = progress, shards
         return written
