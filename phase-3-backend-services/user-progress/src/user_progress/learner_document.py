@@ -110,20 +110,15 @@ class StoredShards:
     attempt_ids: AbstractSet[str]
 
     @classmethod
-    def of(cls, contents: Mapping[int, ProgressShard]) -> StoredShards:
+    def read(cls, values: Mapping[int, Any]) -> StoredShards:
+        """From the values of the learner's shard keys, by shard number."""
+        contents = {shard: ProgressShard.model_validate(value) for shard, value in values.items()}
         lessons: dict[str, KnownLesson] = {}
         attempt_ids: set[str] = set()
         for shard in contents.values():
             lessons.update(shard.lessons)
             attempt_ids.update(shard.attempt_ids)
         return cls(contents, lessons, attempt_ids)
-
-    @classmethod
-    def read(cls, values: Mapping[int, Any]) -> StoredShards:
-        """From the values of the learner's shard keys, by shard number."""
-        return cls.of(
-            {shard: ProgressShard.model_validate(value) for shard, value in values.items()}
-        )
 
     def written(self, progress: LearnerProgress) -> tuple[dict[int, ProgressShard], StoredShards]:
         """The shards whose contents differ in ``progress``, with their new contents, and what
