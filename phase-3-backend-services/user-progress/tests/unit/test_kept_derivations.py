@@ -20,7 +20,7 @@ from user_progress.domain import (
 )
 from user_progress.domain.mastery import ewma_mastery
 from user_progress.domain.state import ProgressTotals, ScoreEntry, TrackedScore
-from user_progress.domain.totals import RECENT_SCORES_LIMIT
+from user_progress.domain.totals import RECENT_SCORES_LIMIT, progress_totals
 
 UpdateBuilder = Callable[..., ProgressUpdateRequest]
 EventBuilder = Callable[..., LessonGeneratedV1]
@@ -117,6 +117,7 @@ def test_kept_derivations_match_a_derivation_from_scratch(
 
         assert state.topic_mastery == mastery_from_scratch(state)
         assert state.totals == totals_from_scratch(state)
+        assert progress_totals(state.lessons) == state.totals
     # A history long enough to push scores out of the newest kept, and to meet every case.
     assert state.totals is not None
     assert state.totals.score_count > RECENT_SCORES_LIMIT

@@ -9,6 +9,7 @@ newest scores are the newest of those kept and all of the lesson's own, since an
 fell out of the kept ones is older than every one kept.
 """
 
+import heapq
 from collections.abc import Iterable, Mapping
 
 from user_progress.domain.state import KnownLesson, LearnerProgress, ProgressTotals, TrackedScore
@@ -25,10 +26,27 @@ def totals_of(state: LearnerProgress) -> ProgressTotals:
 
 
 def progress_totals(lessons: Mapping[str, KnownLesson]) -> ProgressTotals:
-    totals = ProgressTotals()
-    for lesson_id, lesson in lessons.items():
-        totals = with_lesson_changed(totals, lesson_id, None, lesson)
-    return totals
+    """The totals of ``lessons``, summed from scratch."""
+    newest = heapq.nlargest(
+        RECENT_SCORES_LIMIT,
+        (
+            (entry.at, entry.sequence, lesson_id, topic, entry.score)
+            for lesson_id, lesson in lessons.items()
+            if (topic := lesson.topic) is not None
+            for entry in lesson.scores
+        ),
+    )
+    return ProgressTotals(
+        lessons_started=sum(lesson.started_at is not None for lesson in lessons.values()),
+        lessons_completed=sum(lesson.completed_at is not None for lesson in lessons.values()),
+        total_time_seconds=sum(lesson.time_spent_seconds for lesson in lessons.values()),
+        score_count=sum(len(lesson.scores) for lesson in lessons.values()),
+        score_sum=sum(_score_sum(lesson) for lesson in lessons.values()),
+        recent_scores=tuple(
+            TrackedScore(lesson_id=lesson_id, topic=topic, score=score, at=at, sequence=sequence)
+            for at, sequence, lesson_id, topic, score in newest
+        ),
+    )
 
 
 def with_lesson_changed(
