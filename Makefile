@@ -49,8 +49,8 @@ token:  ## a bearer token for LEARNER (default ada) from the running stack's dev
 replay-dead-letters:  ## copy dead-lettered lesson events back onto lesson-generated (running stack)
 	@$(UV) run --frozen learnflow-stack replay-dead-letters
 
-bench: setup  ## start a stack, measure, print figures
-	@$(UV) run --frozen learnflow-stack bench
+bench: setup  ## start a stack, measure, print figures; SCORED_HISTORY=3 scores the long history's lessons first
+	@$(UV) run --frozen learnflow-stack bench $(if $(SCORED_HISTORY),--scored-history $(SCORED_HISTORY))
 
 soak: setup  ## a stack under a steady load for 5 minutes (SOAK_SECONDS=...), failing on errors or memory growth
 	@$(UV) run --frozen learnflow-stack soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))

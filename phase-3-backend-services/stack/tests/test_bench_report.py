@@ -91,6 +91,7 @@ def _report() -> BenchReport:
         status=_scenario("status", 0.0075, floor="actor call"),
         progress_long_history=_scenario("long history updates", 0.025),
         status_long_history=_scenario("long history status", 0.008, floor="state get"),
+        long_history_scores=3000,
         drain=DrainResult(
             events=2000,
             learners=400,
@@ -174,6 +175,19 @@ def test_report_prints_each_scenario_its_overheads_the_lag_and_the_processes() -
     assert "first to last 4.00 s" in text  # the outbox's backlog
     assert "busiest pass: 1500 events in 2.50 s -> 600 events/s" in text
     assert "out of order: 0" in text
+
+
+def test_report_says_how_the_long_history_was_scored_only_when_it_was() -> None:
+    report = _report()
+    assert "scored updates per lesson" not in render(report)
+
+    scored = dataclasses.replace(
+        report, config=dataclasses.replace(report.config, scored_history_attempts=3)
+    )
+    assert (
+        "learner with 1000 lessons: 3 scored updates per lesson made first; "
+        "User Progress held 3000 scores"
+    ) in render(scored)
 
 
 def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:

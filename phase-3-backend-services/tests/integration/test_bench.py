@@ -17,7 +17,9 @@ from learnflow_stack.bench.main import main as bench
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results = tmp_path_factory.mktemp("bench") / "bench.json"
-    assert bench(["--requests", "0.1", "--json", str(results)]) == 0
+    # One scored update per lesson of the long history: its seeding runs, and must succeed.
+    arguments = ["--requests", "0.1", "--scored-history", "1", "--json", str(results)]
+    assert bench(arguments) == 0
     found: dict[str, Any] = json.loads(Path(results).read_text())["figures"]
     return found
 
@@ -42,6 +44,13 @@ def test_at_rest_the_apps_call_their_sidecars_only_for_the_outbox_relay(
     assert idle["requests"] == 5  # seconds
     assert idle["round_trips"]["course-agent"] <= 0.6
     assert idle["round_trips"]["user-progress"] <= 0.6
+
+
+def test_the_long_history_was_scored_before_it_was_measured(figures: dict[str, Any]) -> None:
+    """With --scored-history 1, each of its 1,000 lessons got a scored update first: User
+    Progress held that many scores (read back through GET /status) when it was measured."""
+    assert figures["long_history_scores"] == 1000
+    assert figures["progress_long_history"]["errors"] == 0
 
 
 def test_a_backlog_put_on_kafka_is_applied_in_bulk(figures: dict[str, Any]) -> None:

@@ -30,6 +30,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--llm-delay",
@@ -62,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="wall-clock cap of each scenario, warm-up and set-up included (default 20)",
     )
     parser.add_argument(
+        "--scored-history",
+        type=_non_negative_int,
+        default=0,
+        metavar="ATTEMPTS",
+        help="give each lesson of the learner with a long history this many scored updates "
+        "(POST /update-progress) before it is measured (default 0: lessons only; 3 take about a "
+        "minute)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON"
     )
 
@@ -74,6 +90,8 @@ class BenchConfig:
     progress_concurrency: int
     max_seconds_per_scenario: float
     json_path: Path | None
+    # Scored updates per lesson of the long-history learner, made before it is measured.
+    scored_history_attempts: int = 0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> BenchConfig:
@@ -84,6 +102,7 @@ class BenchConfig:
             progress_concurrency=args.progress_concurrency,
             max_seconds_per_scenario=args.max_seconds_per_scenario,
             json_path=args.json,
+            scored_history_attempts=args.scored_history,
         )
 
     def count(self, base: int) -> int:

@@ -19,7 +19,7 @@ from learnflow_stack.bench.floors import (
 )
 from learnflow_stack.bench.load import ScenarioResult
 from learnflow_stack.bench.outbox_drain import OutboxDrainResult
-from learnflow_stack.bench.scenarios import Figures
+from learnflow_stack.bench.scenarios import LONG_HISTORY, Figures
 from learnflow_stack.bench.stats import PercentileDifference, difference
 from learnflow_stack.bench.usage import ProcessUsage
 
@@ -176,6 +176,14 @@ def render(report: BenchReport) -> str:
         "LearnFlow benchmark",
         f"  LLM stub delay {config.llm_delay_seconds:.3f} s, request scale "
         f"{config.scale:g}, cap {config.max_seconds_per_scenario:g} s per scenario",
+        *(
+            [
+                f"  {LONG_HISTORY}: {config.scored_history_attempts} scored updates per lesson "
+                f"made first; User Progress held {figures.long_history_scores} scores"
+            ]
+            if config.scored_history_attempts
+            else []
+        ),
         f"  {report.cpus} CPUs, load average at start {load}; "
         f"this client used {report.client_cpu_seconds:.1f} CPU s",
         f"  stack + stub ready in {report.stack_start_seconds:.1f} s, "

@@ -79,6 +79,7 @@ class Figures:
     status: ScenarioResult
     progress_long_history: ScenarioResult  # updates of one learner with a long history
     status_long_history: ScenarioResult
+    long_history_scores: int  # scores User Progress held for that learner when it was measured
     event_lag: EventLagResult
     drain: DrainResult
     outbox_drain: OutboxDrainResult
@@ -289,18 +290,20 @@ class Workloads(Target):
             await asyncio.sleep(0.1)
         return None
 
-    async def long_history(self, kafka_bootstrap: str) -> tuple[ScenarioResult, ScenarioResult]:
+    async def long_history(
+        self, kafka_bootstrap: str
+    ) -> tuple[ScenarioResult, ScenarioResult, int]:
         """(updates, GET /status) of one learner given LESSONS_OF_A_LONG_HISTORY lessons by
-        lesson-generated events put straight onto Kafka."""
+        lesson-generated events put straight onto Kafka, and, with ``--scored-history``, scored
+        updates of each; and the scores User Progress then held for that learner."""
         learner = self.id_for("history", 0)
         updates = f"update-progress, {LONG_HISTORY}"
         status = f"GET /status, {LONG_HISTORY}"
         unsent = await asyncio.to_thread(
             put_lesson_events, kafka_bootstrap, self, "history", LESSONS_OF_A_LONG_HISTORY, 1
         )
-        seeded = None if unsent else await self.settle(learner, LESSONS_OF_A_LONG_HISTORY)
-        if seeded is None:
-            reason = f"{unsent} events not sent" if unsent else "its lessons not all applied"
+
+        def set_up_failed(reason: str) -> tuple[ScenarioResult, ScenarioResult, int]:
             concurrency = self.config.progress_concurrency
             return (
                 ScenarioResult.set_up_failed(
@@ -309,8 +312,18 @@ class Workloads(Target):
                 ScenarioResult.set_up_failed(
                     status, concurrency, self.config.count(STATUS_REQUESTS), reason
                 ),
+                0,
+            )
+
+        seeded = None if unsent else await self.settle(learner, LESSONS_OF_A_LONG_HISTORY)
+        if seeded is None:
+            return set_up_failed(
+                f"{unsent} events not sent" if unsent else "its lessons not all applied"
             )
         log(f"{LONG_HISTORY}: its lesson events applied in {seeded:.1f} s")
+        if (unscored := await self._score_history(learner)) is not None:
+            return set_up_failed(unscored)
+        scores = await self._scores_of(learner)
         updated = await self._progress_updates(
             updates, lambda _: learner, self.config.count(PROGRESS_HOT_REQUESTS)
         )
@@ -325,7 +338,34 @@ class Workloads(Target):
             concurrency=self.config.progress_concurrency,
             floor=STATE_GET,
         )
-        return updated, read
+        return updated, read, scores
+
+    async def _scores_of(self, learner: str) -> int:
+        """The scores User Progress holds for ``learner``: its topics' score counts."""
+        response = await self.client.get(
+            f"{self.progress.url}/status", params={"learner_id": learner}
+        )
+        return sum(topic["score_count"] for topic in expect(response, 200).json()["topics"])
+
+    async def _score_history(self, learner: str) -> str | None:
+        """Give each of the long-history learner's lessons ``scored_history_attempts`` scored
+        updates, at the updates' concurrency, within a minute per attempt; why not, or None."""
+        attempts = self.config.scored_history_attempts * LESSONS_OF_A_LONG_HISTORY
+        if not attempts:
+            return None
+
+        async def call(index: int) -> None:
+            lesson = self.id_for("history-lesson", index % LESSONS_OF_A_LONG_HISTORY)
+            attempt = self.id_for("history-attempt", index)
+            body = quiz_update(learner, lesson, attempt, score=(index * 37) % 101)
+            expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)
+
+        deadline = time.perf_counter() + 60.0 * self.config.scored_history_attempts
+        run = await drive(call, range(attempts), self.config.progress_concurrency, deadline)
+        if run.errors or run.attempted < attempts:
+            return f"{len(run.latencies)} of {attempts} scored updates made; {run.errors[:1]}"
+        log(f"{LONG_HISTORY}: {attempts} scored updates made in {run.elapsed_seconds:.1f} s")
+        return None
 
     async def _progress_updates(
         self, name: str, learner_of: Callable[[int], str], requests: int
@@ -424,7 +464,11 @@ async def measure_all(
         progress_hot = await work.progress_hot()
         progress_many = await work.progress_many()
         status = await work.status()
-        progress_long_history, status_long_history = await work.long_history(kafka_bootstrap)
+        (
+            progress_long_history,
+            status_long_history,
+            long_history_scores,
+        ) = await work.long_history(kafka_bootstrap)
         event_lag = await measure_event_lag(work)
         drain = await measure_drain(work, kafka_bootstrap)
         outbox_drain = await measure_outbox_drain(work, kafka_bootstrap)
@@ -444,6 +488,7 @@ async def measure_all(
         status=status,
         progress_long_history=progress_long_history,
         status_long_history=status_long_history,
+        long_history_scores=long_history_scores,
         event_lag=event_lag,
         drain=drain,
         outbox_drain=outbox_drain,
