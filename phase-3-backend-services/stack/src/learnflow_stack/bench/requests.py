@@ -139,9 +139,20 @@ class Target:
     async def lesson_events_applied(self) -> int:
         return applied_count((await self.client.get(f"{self.progress.url}/metrics")).text)
 
-    async def lessons_assigned(self, learner_id: str) -> int:
+    async def status_of(self, learner_id: str) -> dict[str, Any]:
+        """The learner's ``GET /status`` answer."""
         response = await self.client.get(
             f"{self.progress.url}/status", params={"learner_id": learner_id}
         )
-        assigned: int = expect(response, 200).json()["lessons_assigned"]
+        status: dict[str, Any] = expect(response, 200).json()
+        return status
+
+    async def lessons_assigned(self, learner_id: str) -> int:
+        assigned: int = (await self.status_of(learner_id))["lessons_assigned"]
         return assigned
+
+    async def record_quiz(
+        self, learner_id: str, lesson_id: str, attempt_id: str, score: int
+    ) -> None:
+        body = quiz_update(learner_id, lesson_id, attempt_id, score)
+        expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)

@@ -32,7 +32,6 @@ from learnflow_stack.bench.outbox_drain import OutboxDrainResult, measure_outbox
 from learnflow_stack.bench.requests import (
     Target,
     active_system_prompt,
-    quiz_update,
     stub_chat_request,
 )
 from learnflow_stack.process import ManagedProcess
@@ -342,10 +341,7 @@ class Workloads(Target):
 
     async def _scores_of(self, learner: str) -> int:
         """The scores User Progress holds for ``learner``: its topics' score counts."""
-        response = await self.client.get(
-            f"{self.progress.url}/status", params={"learner_id": learner}
-        )
-        return sum(topic["score_count"] for topic in expect(response, 200).json()["topics"])
+        return sum(topic["score_count"] for topic in (await self.status_of(learner))["topics"])
 
     async def _score_history(self, learner: str) -> str | None:
         """Give each of the long-history learner's lessons ``scored_history_attempts`` scored
@@ -355,10 +351,12 @@ class Workloads(Target):
             return None
 
         async def call(index: int) -> None:
-            lesson = self.id_for("history-lesson", index % LESSONS_OF_A_LONG_HISTORY)
-            attempt = self.id_for("history-attempt", index)
-            body = quiz_update(learner, lesson, attempt, score=(index * 37) % 101)
-            expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)
+            await self.record_quiz(
+                learner,
+                self.id_for("history-lesson", index % LESSONS_OF_A_LONG_HISTORY),
+                self.id_for("history-attempt", index),
+                score=(index * 37) % 101,
+            )
 
         deadline = time.perf_counter() + 60.0 * self.config.scored_history_attempts
         run = await drive(call, range(attempts), self.config.progress_concurrency, deadline)
@@ -371,13 +369,12 @@ class Workloads(Target):
         self, name: str, learner_of: Callable[[int], str], requests: int
     ) -> ScenarioResult:
         async def call(index: int) -> None:
-            body = quiz_update(
+            await self.record_quiz(
                 learner_of(index),
                 self.id_for("lesson", index % HOT_LEARNER_LESSONS),
                 self.id_for("attempt", index),
                 score=(index * 37) % 101,
             )
-            expect(await self.client.post(f"{self.progress.url}/update-progress", json=body), 200)
 
         return await self._measure(
             name,
