@@ -22,18 +22,21 @@ def test_counter_sum_adds_every_series_of_the_app_but_daprd_health_checks() -> N
     assert counter_sum(_METRICS, "dapr_missing_count") == 0
 
 
-def _snapshot(cpu: float, calls: int, deliveries: int) -> CostSnapshot:
-    return CostSnapshot({"app": cpu, "gone": 1.0}, {"up": SidecarCalls(calls, deliveries)})
+def _snapshot(cpu: float, calls: int, deliveries: int, stolen: float = 7.0) -> CostSnapshot:
+    return CostSnapshot({"app": cpu, "gone": 1.0}, {"up": SidecarCalls(calls, deliveries)}, stolen)
 
 
 def test_cost_between_divides_the_differences_by_the_requests() -> None:
-    cost = cost_between(_snapshot(2.0, 100, 10), _snapshot(2.5, 130, 20), requests=10)
+    cost = cost_between(
+        _snapshot(2.0, 100, 10, stolen=7.0), _snapshot(2.5, 130, 20, stolen=7.2), requests=10
+    )
 
     assert cost is not None
     assert cost.round_trips == {"up": 3.0}
     assert cost.deliveries == {"up": 1.0}
     assert cost.cpu_ms["app"] == pytest.approx(50.0)
     assert cost.total_round_trips == 3.0
+    assert cost.stolen_ms == pytest.approx(20.0)
 
 
 def test_no_cost_without_requests() -> None:

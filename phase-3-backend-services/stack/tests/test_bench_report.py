@@ -59,6 +59,7 @@ _HIT_COST = ScenarioCost(
     round_trips={"course-agent": 2.0, "user-progress": 1.0},
     deliveries={"course-agent": 0.0, "user-progress": 1.0},
     cpu_ms={"course-agent": 6.25, "postgres": 0.0},
+    stolen_ms=0.75,
 )
 
 
@@ -67,6 +68,7 @@ _IDLE = ScenarioCost(
     round_trips={"course-agent": 0.4, "user-progress": 0.0},
     deliveries={"course-agent": 0.0, "user-progress": 0.0},
     cpu_ms={"kafka": 36.0, "course-agent": 2.0, "postgres": 0.0},
+    stolen_ms=4.0,
 )
 
 
@@ -140,6 +142,7 @@ def _report() -> BenchReport:
         stack_start_seconds=20.0,
         total_seconds=120.0,
         client_cpu_seconds=10.0,
+        stolen_cpu_seconds=12.0,
         figures=figures,
         processes=[
             ProcessUsage("postgres", 10, 28.5, 3, 60.0, 4.0),
@@ -197,9 +200,19 @@ def test_report_prints_the_cost_per_request_of_metered_scenarios() -> None:
 
     calls = [line for line in lines[calls_header:cpu_header] if line.startswith("cache hit")]
     assert [line.split()[-4:] for line in calls] == [["2.00", "0.00", "1.00", "1.00"]]
-    assert lines[cpu_header + 1].split() == ["conc", "course-agent"]  # idle processes left out
-    cpu = next(line for line in lines[cpu_header:] if line.startswith("cache hit"))
-    assert cpu.split()[-1] == "6.25"
+    # idle processes left out; the machine's steal time last
+    assert lines[cpu_header + 2].split() == ["conc", "course-agent", "stolen"]
+    hit = next(line for line in lines[cpu_header:] if line.startswith("cache hit"))
+    assert hit.split()[-2:] == ["6.25", "0.75"]
+
+
+def test_report_gives_the_steal_time_of_the_run_and_at_rest() -> None:
+    text = render(_report())  # 2 CPUs for 120 s, 12 s stolen
+
+    assert "CPU stolen by the hypervisor during the run: 12.0 s (5% of the CPUs' time" in text
+    assert "stolen by the hypervisor: 4.0" in next(
+        line for line in text.splitlines() if line.startswith("  CPU ms: kafka")
+    )
 
 
 def test_report_prints_what_the_stack_costs_at_rest() -> None:
@@ -210,7 +223,9 @@ def test_report_prints_what_the_stack_costs_at_rest() -> None:
         "  calls: course-agent->daprd 0.4",
         "daprd->course-agent 0.0",
     ]
-    assert lines[title + 2] == "  CPU ms: kafka 36.0, course-agent 2.0"  # busiest first
+    assert lines[title + 2] == (  # busiest first
+        "  CPU ms: kafka 36.0, course-agent 2.0; stolen by the hypervisor: 4.0"
+    )
 
 
 def _with_floors(report: BenchReport, floors: list[ScenarioResult]) -> BenchReport:

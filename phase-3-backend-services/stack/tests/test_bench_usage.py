@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from learnflow_stack.bench.usage import cpu_ticks, descendants, parent_pid, status_kib
+import pytest
+from learnflow_stack.bench.usage import (
+    cpu_ticks,
+    descendants,
+    parent_pid,
+    status_kib,
+    stolen_ticks,
+)
 
 # -- /proc parsing for memory and CPU -----------------------------------------------------------
 
@@ -34,3 +41,15 @@ def test_descendants_walks_the_whole_subtree_only() -> None:
 
     assert sorted(descendants(2, parents)) == [3, 4, 5]
     assert descendants(5, parents) == []
+
+
+def test_stolen_ticks_is_the_eighth_value_of_the_cpu_line() -> None:
+    proc_stat = (
+        "cpu  913298 0 226444 1172578 14399 0 16136 58712 0 0\n"
+        "cpu0 456000 0 113000 586000 7000 0 8000 29000 0 0\n"
+        "intr 1 2 3\n"
+    )
+    assert stolen_ticks(proc_stat) == 58712
+    assert stolen_ticks("cpu  1 2 3 4 5 6 7\n") == 0  # a kernel too old to count it
+    with pytest.raises(ValueError, match="no cpu line"):
+        stolen_ticks("intr 1 2 3\n")

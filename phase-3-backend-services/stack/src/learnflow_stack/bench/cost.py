@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from learnflow_stack.bench.usage import cpu_seconds_by_process
+from learnflow_stack.bench.usage import cpu_seconds_by_process, stolen_cpu_seconds
 from learnflow_stack.process import ManagedProcess
 
 _APP_TO_SIDECAR = "dapr_http_server_request_count"
@@ -46,6 +46,7 @@ class SidecarCalls:
 class CostSnapshot:
     cpu_seconds: Mapping[str, float]  # process name -> CPU s since it started
     sidecars: Mapping[str, SidecarCalls]  # app id -> calls counted by its daprd
+    stolen_seconds: float  # the machine's steal time since it booted (``stolen_cpu_seconds``)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ScenarioCost:
     round_trips: Mapping[str, float]  # app id -> the app's calls to its daprd, per request
     deliveries: Mapping[str, float]  # app id -> daprd's calls into the app, per request
     cpu_ms: Mapping[str, float]  # process name -> CPU ms per request
+    stolen_ms: float  # CPU ms per request the machine's hypervisor took from it meanwhile
 
     @property
     def total_round_trips(self) -> float:
@@ -78,6 +80,7 @@ def cost_between(before: CostSnapshot, after: CostSnapshot, requests: int) -> Sc
             for name, seconds in before.cpu_seconds.items()
             if name in after.cpu_seconds
         },
+        stolen_ms=(after.stolen_seconds - before.stolen_seconds) * 1000 / requests,
     )
 
 
@@ -104,7 +107,9 @@ class CostMeter:
         apps = list(self._sidecar_metrics)
         calls = await asyncio.gather(*(self._calls(self._sidecar_metrics[app]) for app in apps))
         return CostSnapshot(
-            cpu_seconds_by_process(self._processes), dict(zip(apps, calls, strict=True))
+            cpu_seconds_by_process(self._processes),
+            dict(zip(apps, calls, strict=True)),
+            stolen_cpu_seconds(),
         )
 
 

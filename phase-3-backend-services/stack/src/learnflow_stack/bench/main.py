@@ -26,7 +26,7 @@ from learnflow_stack.bench.config import BenchConfig, add_arguments
 from learnflow_stack.bench.load import log
 from learnflow_stack.bench.report import BenchReport, render
 from learnflow_stack.bench.scenarios import measure_all
-from learnflow_stack.bench.usage import process_usage
+from learnflow_stack.bench.usage import process_usage, stolen_cpu_seconds
 from learnflow_stack.llm_stub import start_stub_process
 from learnflow_stack.paths import runs_root
 from learnflow_stack.process import StartError
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig.from_args(args)
     began = time.perf_counter()
     load_average = os.getloadavg()
+    stolen_at_start = stolen_cpu_seconds()
     run_dir = runs_root() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     try:
         stub_url, stub = start_stub_process(
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         stack_start_seconds=stack_start_seconds,
         total_seconds=time.perf_counter() - began,
         client_cpu_seconds=_own_cpu_seconds(),
+        stolen_cpu_seconds=stolen_cpu_seconds() - stolen_at_start,
         figures=figures,
         processes=processes,
     )

@@ -40,6 +40,7 @@ class BenchReport:
     stack_start_seconds: float
     total_seconds: float
     client_cpu_seconds: float  # this process: the load generator shares the CPUs too
+    stolen_cpu_seconds: float  # the machine's steal time over the run (``usage.stolen_ticks``)
     figures: Figures
     processes: list[ProcessUsage]
 
@@ -73,6 +74,12 @@ class BenchReport:
             if floor.name == name and floor.concurrency == concurrency and floor.latency
         ]
         return sum(p50s) if len(p50s) == len(chain) else None
+
+    @property
+    def stolen_share(self) -> float:
+        """The steal time over the CPU time the machine had in the run."""
+        available = self.cpus * self.total_seconds
+        return self.stolen_cpu_seconds / available if available > 0 else 0.0
 
     @property
     def failed_requests(self) -> int:
@@ -186,6 +193,8 @@ def render(report: BenchReport) -> str:
         ),
         f"  {report.cpus} CPUs, load average at start {load}; "
         f"this client used {report.client_cpu_seconds:.1f} CPU s",
+        f"  CPU stolen by the hypervisor during the run: {report.stolen_cpu_seconds:.1f} s "
+        f"({report.stolen_share:.0%} of the CPUs' time; the run's noise, by scenario below)",
         f"  stack + stub ready in {report.stack_start_seconds:.1f} s, "
         f"whole run {report.total_seconds:.1f} s",
         "",
@@ -277,14 +286,19 @@ def _cost_lines(results: list[ScenarioResult]) -> list[str]:
             for app in apps
         )
         lines.append(f"{result.name:<44}{result.concurrency:>5}{calls}")
-    lines += ["", "CPU ms per request of each process (the load generator not included)"]
-    lines.append(f"{'':<44}{'conc':>5}" + "".join(f"{name:>{width}}" for name in busy))
+    lines += [
+        "",
+        "CPU ms per request of each process (the load generator not included), and the CPU ms",
+        "per request the hypervisor took from the machine meanwhile (stolen: 0 on a quiet host)",
+    ]
+    lines.append(f"{'':<44}{'conc':>5}" + "".join(f"{name:>{width}}" for name in [*busy, "stolen"]))
     for result in metered:
         assert result.cost is not None
         cpu = result.cost.cpu_ms
         lines.append(
             f"{result.name:<44}{result.concurrency:>5}"
             + "".join(f"{cpu.get(name, 0.0):>{width}.2f}" for name in busy)
+            + f"{result.cost.stolen_ms:>{width}.2f}"
         )
     return lines
 
@@ -301,7 +315,7 @@ def _idle_lines(idle: ScenarioCost | None) -> list[str]:
     return [
         f"At rest ({idle.requests} s before the first request), per second:",
         f"  calls: {calls}",
-        f"  CPU ms: {cpu or 'none'}",
+        f"  CPU ms: {cpu or 'none'}; stolen by the hypervisor: {idle.stolen_ms:.1f}",
     ]
 
 

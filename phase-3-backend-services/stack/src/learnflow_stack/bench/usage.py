@@ -40,6 +40,23 @@ def cpu_ticks(stat_text: str, *, reaped_children: bool) -> int:
     return own + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
 
 
+def stolen_ticks(proc_stat_text: str) -> int:
+    """The machine's steal time in clock ticks, from /proc/stat's ``cpu`` line (its 8th value):
+    time its CPUs had work ready while the hypervisor ran something else. On a shared VM it is
+    the noise of a figure; on a machine of its own it stays 0."""
+    for line in proc_stat_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            return int(fields[8]) if len(fields) > 8 else 0
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def stolen_cpu_seconds() -> float:
+    """The steal time of the machine since it booted, in seconds (0 where /proc/stat is not)."""
+    text = _read("/proc/stat")
+    return stolen_ticks(text) / os.sysconf("SC_CLK_TCK") if text else 0.0
+
+
 def descendants(pid: int, parents: Mapping[int, int]) -> list[int]:
     """Every process below ``pid`` in the ``child -> parent`` map."""
     children: dict[int, list[int]] = {}
