@@ -1,16 +1,16 @@
 """How a learner's progress is stored: the document, the shards a write touches, and reading it
-all back, on a state store kept in a dict (daprd and PostgreSQL are the integration tests')."""
+all back, through the sidecar client on daprd's state API over a dict (``ScriptedDaprd``; daprd
+and PostgreSQL are the integration tests')."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
-from learnflow_service_kit.sidecar_client import SidecarClient, StateEntry, Upsert
+from learnflow_service_kit.scripted_daprd import ScriptedDaprd
 from pydantic import ValidationError
 from user_progress.domain import (
     LearnerProgress,
@@ -35,37 +35,6 @@ from user_progress.learner_document import (
 LEARNER = "ada"
 NOW = datetime(2025, 5, 10, 12, 0, tzinfo=UTC)
 SHARD_PREFIX = f"learner-progress-{LEARNER}-shard-"
-
-
-class DictStore:
-    """The state store: what the writes left, read the way daprd answers."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.calls = 0  # reads, a bulk read counting one
-
-    def apply(self, writes: Sequence[Upsert]) -> None:
-        self.values.update({write.key: write.value for write in writes})
-
-    async def get_state(
-        self,
-        key: str,
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> StateEntry | None:
-        self.calls += 1
-        return StateEntry(self.values[key], "1") if key in self.values else None
-
-    async def get_bulk_state(
-        self,
-        keys: Sequence[str],
-        timeout: float | None = None,  # noqa: ASYNC109
-    ) -> dict[str, StateEntry]:
-        self.calls += 1
-        return {key: StateEntry(self.values[key], "1") for key in keys if key in self.values}
-
-    @property
-    def sidecar(self) -> SidecarClient:
-        return cast(SidecarClient, self)
 
 
 def _update(index: int, lesson: int) -> ProgressUpdateRequest:
@@ -100,13 +69,17 @@ def _lesson_event(lesson: int) -> LessonGeneratedV1:
     )
 
 
-def _write(
-    store: DictStore, progress: LearnerProgress, shards: StoredShards
+async def _write(
+    daprd: ScriptedDaprd, progress: LearnerProgress, shards: StoredShards
 ) -> tuple[list[str], StoredShards]:
     """Store ``progress`` as the actor does; the keys written and what the shards then hold."""
     writes, shards_after = progress_writes(progress, learner_status(progress, NOW), shards)
-    store.apply(writes)
+    await daprd.client().transact(writes)
     return [write.key for write in writes], shards_after
+
+
+def _stored(daprd: ScriptedDaprd, key: str) -> Any:
+    return daprd.state[key][0] if key in daprd.state else None
 
 
 def _dumped(progress: LearnerProgress) -> dict[str, Any]:
@@ -118,7 +91,7 @@ async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> No
     each write, what the store reads back is the progress and what the writer holds as the
     shards' contents is what they hold, and an update touches at most the shards of its lesson
     and of its attempt."""
-    store, progress, shards = DictStore(), empty_progress(LEARNER), NO_SHARDS
+    daprd, progress, shards = ScriptedDaprd(), empty_progress(LEARNER), NO_SHARDS
     steps: list[ProgressUpdateRequest | LessonGeneratedV1] = [_lesson_event(n) for n in range(40)]
     steps += [_update(index, lesson=index % 50) for index in range(150)]
     steps += [_update(3, lesson=3), *(_lesson_event(n) for n in range(40, 50))]
@@ -129,32 +102,32 @@ async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> No
             result = apply_lesson_generated(progress, step)
         if not result.applied:
             continue
-        written, shards = _write(store, result.state, shards)
+        written, shards = await _write(daprd, result.state, shards)
         progress = result.state
 
         shards_written = [key for key in written if key.startswith(SHARD_PREFIX)]
         if isinstance(step, ProgressUpdateRequest):
             assert 1 <= len(shards_written) <= 2
-        loaded = await load_progress(store.sidecar, LEARNER)
+        loaded = await load_progress(daprd.client(), LEARNER)
         assert _dumped(loaded.progress) == _dumped(progress)
         assert loaded.shards.contents == shards.contents
 
     assert len(progress.lessons) == 50
     assert len(progress.applied_attempt_ids) == 150
-    document = store.values[learner_progress_key(LEARNER)]
+    document = _stored(daprd, learner_progress_key(LEARNER))
     assert document["shards"] == SHARDS
     assert document["progress"]["lessons"] == {}
     assert document["progress"]["applied_attempt_ids"] == []
 
 
 async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
-    store, progress = DictStore(), empty_progress(LEARNER)
+    daprd, progress = ScriptedDaprd(), empty_progress(LEARNER)
     for index in range(60):
         progress = apply_update(progress, _update(index, lesson=index)).state
-    _write(store, progress, NO_SHARDS)
+    await _write(daprd, progress, NO_SHARDS)
 
     for shard in range(SHARDS):
-        value = store.values.get(learner_shard_key(LEARNER, shard), {})
+        value = _stored(daprd, learner_shard_key(LEARNER, shard)) or {}
         lesson_ids = set(value.get("lessons", {}))
         attempt_ids = value.get("attempt_ids", [])
         assert lesson_ids == {i for i in progress.lessons if shard_of(i) == shard}
@@ -165,19 +138,19 @@ async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
 async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it_into_shards() -> (
     None
 ):
-    store, progress = DictStore(), empty_progress(LEARNER)
+    daprd, progress = ScriptedDaprd(), empty_progress(LEARNER)
     for index in range(20):
         progress = apply_update(progress, _update(index, lesson=index)).state
-    store.values[learner_progress_key(LEARNER)] = _dumped(progress)  # as written before shards
+    daprd.put(learner_progress_key(LEARNER), _dumped(progress))  # as written before shards
 
-    loaded = await load_progress(store.sidecar, LEARNER)
+    loaded = await load_progress(daprd.client(), LEARNER)
     assert _dumped(loaded.progress) == _dumped(progress)
     assert loaded.shards == NO_SHARDS  # the shards hold nothing of it yet
 
     after = apply_update(loaded.progress, _update(20, lesson=20)).state
-    _, shards = _write(store, after, loaded.shards)
+    _, shards = await _write(daprd, after, loaded.shards)
 
-    reloaded = await load_progress(store.sidecar, LEARNER)
+    reloaded = await load_progress(daprd.client(), LEARNER)
     assert _dumped(reloaded.progress) == _dumped(after)
     assert reloaded.shards.contents == shards.contents
     assert len(shards.contents) == len(
@@ -186,12 +159,12 @@ async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it
 
 
 async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> None:
-    store = DictStore()
-    loaded = await load_progress(store.sidecar, LEARNER)
+    daprd = ScriptedDaprd()
+    loaded = await load_progress(daprd.client(), LEARNER)
 
     assert loaded.progress == empty_progress(LEARNER)
     assert loaded.shards == NO_SHARDS
-    assert store.calls == 1  # no shards to read for a learner with no document
+    assert daprd.reads == 1  # no shards to read for a learner with no document
 
 
 def test_a_document_stored_in_another_number_of_shards_is_refused() -> None:
