@@ -18,3 +18,7 @@ class ServiceSettings(BaseSettings, AuthSettings):
     # The token the app sends daprd on every call (daprd's DAPR_API_TOKEN; the Dapr SDK reads
     # the same variable for the actor runtime's own calls).
     dapr_api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DAPR_API_TOKEN"))
+    # An actor called by no one for this long is deactivated by daprd, and what it cached freed
+    # (a learner's actor holds their whole progress: 0.08 MB with 10 lessons, 4.8 MB with
+    # 1,000). Dapr's default, an hour, kept every learner of the last hour in memory.
+    actor_idle_timeout_seconds: float = Field(300.0, gt=0)
