@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -135,6 +136,29 @@ def live_generation_claims(pg: psycopg.Connection[Any]) -> int:
         " AND (expires_at IS NULL OR expires_at > now())"
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def quiz_update_body(learner: str, attempt: str, score: int = 70) -> dict[str, Any]:
+    """A quiz attempt on ``lesson-1`` of ``learner``, now."""
+    return {
+        "learner_id": learner,
+        "lesson_id": "lesson-1",
+        "attempt_id": attempt,
+        "kind": "quiz",
+        "score": score,
+        "time_spent_seconds": 1,  # so total_time_seconds counts the applied updates
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def post_quiz_update(stack: Stack, learner: str, attempt: str, score: int = 70) -> httpx.Response:
+    """POST /update-progress of ``quiz_update_body`` (a teacher's token)."""
+    return httpx.post(
+        f"{stack.app('user-progress').url}/update-progress",
+        json=quiz_update_body(learner, attempt, score),
+        timeout=60,
+        headers=stack.auth_headers(),
+    )
 
 
 def learner_status(stack: Stack, learner: str) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,8 @@ from .conftest import (
     eventually,
     learner_status,
     live_generation_claims,
+    post_quiz_update,
+    quiz_update_body,
     stored_progress,
 )
 
@@ -61,28 +62,6 @@ def _generate(stack: Stack, learner: str, topic: str) -> httpx.Response:
     return httpx.post(
         f"{stack.app('course-agent').url}/generate-lesson",
         json={"learner_id": learner, "topic": topic},
-        timeout=60,
-        headers=stack.auth_headers(),
-    )
-
-
-def _update_body(learner: str, attempt: str, score: int = 70) -> dict[str, Any]:
-    return {
-        "learner_id": learner,
-        "lesson_id": "lesson-1",
-        "attempt_id": attempt,
-        "kind": "quiz",
-        "score": score,
-        "time_spent_seconds": 1,  # so total_time_seconds counts the applied updates
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
-
-
-def _update(stack: Stack, learner: str, attempt: str, score: int = 70) -> httpx.Response:
-    body = _update_body(learner, attempt, score)
-    return httpx.post(
-        f"{stack.app('user-progress').url}/update-progress",
-        json=body,
         timeout=60,
         headers=stack.auth_headers(),
     )
@@ -150,7 +129,7 @@ def test_state_store_down_is_a_clear_503_and_publishes_nothing(
     learner = _learner()
     with postgres_down(stack):
         lesson = _generate(stack, learner, "Deltas")
-        update = _update(stack, learner, attempt := uuid.uuid4().hex)
+        update = post_quiz_update(stack, learner, attempt := uuid.uuid4().hex)
         not_ready = httpx.get(f"{stack.app('course-agent').url}/readyz", timeout=10)
 
     assert lesson.status_code == 503, lesson.text
@@ -161,7 +140,7 @@ def test_state_store_down_is_a_clear_503_and_publishes_nothing(
     assert not_ready.json()["checks"]["state_store"] is False
     # Nothing half-written: the refused update is absent, and applying it now counts it once.
     assert learner_status(stack, learner)["average_score"] is None
-    assert _update(stack, learner, attempt).json()["average_score"] == 70
+    assert post_quiz_update(stack, learner, attempt).json()["average_score"] == 70
     assert (
         read_topic(LESSON_GENERATED_TOPIC, lambda e: e.get("data", {}).get("learner_id") == learner)
         == []
@@ -172,7 +151,7 @@ def test_kafka_down_then_back_loses_no_event(stack: Stack, read_topic: TopicRead
     learner, attempt = _learner(), uuid.uuid4().hex
     with kafka_down(stack):
         lesson = _generate(stack, learner, "Estuaries")
-        update = _update(stack, learner, attempt, score=64)
+        update = post_quiz_update(stack, learner, attempt, score=64)
 
     # Acknowledged while the broker was down...
     assert lesson.status_code == 201, lesson.text
@@ -354,7 +333,7 @@ def _update_calls(stack: Stack, learner: str, count: int) -> list[Call]:
     url = f"{stack.app('user-progress').url}/update-progress"
     token = stack.auth_headers(learner)
     return [
-        Call("update", "POST", url, _update_body(learner, uuid.uuid4().hex), headers=token)
+        Call("update", "POST", url, quiz_update_body(learner, uuid.uuid4().hex), headers=token)
         for _ in range(count)
     ]
 
@@ -548,7 +527,8 @@ def test_fault_placement_killed_is_a_fast_named_503_where_actors_are_needed(
     finally:
         stack.placement.start()
     recovery = _seconds_until(
-        lambda: _all_ready(stack) and _update(stack, learner, uuid.uuid4().hex).status_code == 200
+        lambda: _all_ready(stack)
+        and post_quiz_update(stack, learner, uuid.uuid4().hex).status_code == 200
     )
 
     outcomes = Counter((a.call.name, a.status, a.code) for a in answers)
@@ -629,7 +609,7 @@ def test_fault_user_progress_sidecar_killed_then_every_replica_personalises_agai
     progress = stack.app("user-progress")
     assert progress.sidecar.process is not None
     learner = _learner()
-    history = {**_update_body(learner, uuid.uuid4().hex, score=40), "topic": "Fractions"}
+    history = {**quiz_update_body(learner, uuid.uuid4().hex, score=40), "topic": "Fractions"}
     url = f"{progress.url}/update-progress"
     assert (
         httpx.post(url, json=history, timeout=10, headers=stack.auth_headers()).status_code == 200

@@ -4,6 +4,7 @@ and PostgreSQL are the integration tests')."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from learnflow_contracts.events import LessonGeneratedV1, LessonObjective
 from learnflow_contracts.levels import Level
 from learnflow_service_kit.scripted_daprd import ScriptedDaprd
+from learnflow_service_kit.sidecar_client import SidecarClient
 from pydantic import ValidationError
 from user_progress.domain import (
     LearnerProgress,
@@ -69,12 +71,24 @@ def _lesson_event(lesson: int) -> LessonGeneratedV1:
     )
 
 
+@pytest.fixture
+def daprd() -> ScriptedDaprd:
+    return ScriptedDaprd()
+
+
+@pytest.fixture
+async def sidecar(daprd: ScriptedDaprd) -> AsyncIterator[SidecarClient]:
+    client = daprd.client()
+    yield client
+    await client.aclose()
+
+
 async def _write(
-    daprd: ScriptedDaprd, progress: LearnerProgress, shards: StoredShards
+    sidecar: SidecarClient, progress: LearnerProgress, shards: StoredShards
 ) -> tuple[list[str], StoredShards]:
     """Store ``progress`` as the actor does; the keys written and what the shards then hold."""
     writes, shards_after = progress_writes(progress, learner_status(progress, NOW), shards)
-    await daprd.client().transact(writes)
+    await sidecar.transact(writes)
     return [write.key for write in writes], shards_after
 
 
@@ -86,12 +100,14 @@ def _dumped(progress: LearnerProgress) -> dict[str, Any]:
     return StoredLearner(progress=progress).model_dump(mode="json")
 
 
-async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> None:
+async def test_every_write_leaves_the_store_reading_back_as_the_progress(
+    daprd: ScriptedDaprd, sidecar: SidecarClient
+) -> None:
     """Lesson events, updates, progress that overtakes its lesson event and a duplicate: after
     each write, what the store reads back is the progress and what the writer holds as the
     shards' contents is what they hold, and an update touches at most the shards of its lesson
     and of its attempt."""
-    daprd, progress, shards = ScriptedDaprd(), empty_progress(LEARNER), NO_SHARDS
+    progress, shards = empty_progress(LEARNER), NO_SHARDS
     steps: list[ProgressUpdateRequest | LessonGeneratedV1] = [_lesson_event(n) for n in range(40)]
     steps += [_update(index, lesson=index % 50) for index in range(150)]
     steps += [_update(3, lesson=3), *(_lesson_event(n) for n in range(40, 50))]
@@ -102,13 +118,13 @@ async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> No
             result = apply_lesson_generated(progress, step)
         if not result.applied:
             continue
-        written, shards = await _write(daprd, result.state, shards)
+        written, shards = await _write(sidecar, result.state, shards)
         progress = result.state
 
         shards_written = [key for key in written if key.startswith(SHARD_PREFIX)]
         if isinstance(step, ProgressUpdateRequest):
             assert 1 <= len(shards_written) <= 2
-        loaded = await load_progress(daprd.client(), LEARNER)
+        loaded = await load_progress(sidecar, LEARNER)
         assert _dumped(loaded.progress) == _dumped(progress)
         assert loaded.shards.contents == shards.contents
 
@@ -120,11 +136,13 @@ async def test_every_write_leaves_the_store_reading_back_as_the_progress() -> No
     assert document["progress"]["applied_attempt_ids"] == []
 
 
-async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
-    daprd, progress = ScriptedDaprd(), empty_progress(LEARNER)
+async def test_a_shard_holds_exactly_the_ids_that_fall_in_it(
+    daprd: ScriptedDaprd, sidecar: SidecarClient
+) -> None:
+    progress = empty_progress(LEARNER)
     for index in range(60):
         progress = apply_update(progress, _update(index, lesson=index)).state
-    await _write(daprd, progress, NO_SHARDS)
+    await _write(sidecar, progress, NO_SHARDS)
 
     for shard in range(SHARDS):
         value = _stored(daprd, learner_shard_key(LEARNER, shard)) or {}
@@ -135,22 +153,22 @@ async def test_a_shard_holds_exactly_the_ids_that_fall_in_it() -> None:
         assert attempt_ids == sorted(attempt_ids)
 
 
-async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it_into_shards() -> (
-    None
-):
-    daprd, progress = ScriptedDaprd(), empty_progress(LEARNER)
+async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it_into_shards(
+    daprd: ScriptedDaprd, sidecar: SidecarClient
+) -> None:
+    progress = empty_progress(LEARNER)
     for index in range(20):
         progress = apply_update(progress, _update(index, lesson=index)).state
     daprd.put(learner_progress_key(LEARNER), _dumped(progress))  # as written before shards
 
-    loaded = await load_progress(daprd.client(), LEARNER)
+    loaded = await load_progress(sidecar, LEARNER)
     assert _dumped(loaded.progress) == _dumped(progress)
     assert loaded.shards == NO_SHARDS  # the shards hold nothing of it yet
 
     after = apply_update(loaded.progress, _update(20, lesson=20)).state
-    _, shards = await _write(daprd, after, loaded.shards)
+    _, shards = await _write(sidecar, after, loaded.shards)
 
-    reloaded = await load_progress(daprd.client(), LEARNER)
+    reloaded = await load_progress(sidecar, LEARNER)
     assert _dumped(reloaded.progress) == _dumped(after)
     assert reloaded.shards.contents == shards.contents
     assert len(shards.contents) == len(
@@ -158,9 +176,10 @@ async def test_a_document_from_before_shards_is_read_and_its_next_write_moves_it
     )
 
 
-async def test_a_learner_never_written_has_empty_progress_read_in_one_call() -> None:
-    daprd = ScriptedDaprd()
-    loaded = await load_progress(daprd.client(), LEARNER)
+async def test_a_learner_never_written_has_empty_progress_read_in_one_call(
+    daprd: ScriptedDaprd, sidecar: SidecarClient
+) -> None:
+    loaded = await load_progress(sidecar, LEARNER)
 
     assert loaded.progress == empty_progress(LEARNER)
     assert loaded.shards == NO_SHARDS
